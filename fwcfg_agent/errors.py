@@ -1,0 +1,66 @@
+"""One error hierarchy. Parsers and readers raise; only the CLI decides what to do."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class AgentError(Exception):
+    """Base of every error the agent reports without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(AgentError):
+    """The agent's own configuration (agent.conf, command line) is wrong."""
+
+    exit_code = 2
+
+
+class PayloadError(AgentError):
+    """An fw_cfg entry's payload is invalid. Names the entry, the line and the key."""
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        entry: str,
+        reason: str,
+        *,
+        line: Optional[int] = None,
+        key: Optional[str] = None,
+    ) -> None:
+        self.entry = entry
+        self.line = line
+        self.key = key
+        self.reason = reason
+        where = entry
+        if line is not None:
+            where += f", line {line}"
+        if key is not None:
+            where += f", key {key}"
+        super().__init__(f"{where}: {reason}")
+
+
+class SourceError(AgentError):
+    """fw_cfg could not be read (device, sysfs tree or permissions)."""
+
+    exit_code = 4
+
+
+class NoDeviceError(SourceError):
+    """There is no fw_cfg device at all: not an error for the boot, only a fact."""
+
+    exit_code = 0
+
+
+class LockError(AgentError):
+    """Another run holds the lock."""
+
+    exit_code = 5
+
+
+class StateError(AgentError):
+    """The journal or a backup is missing or damaged."""
+
+    exit_code = 6
