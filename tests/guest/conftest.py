@@ -1,0 +1,67 @@
+"""Fixtures of the real-guest suite (`pytest -m guest tests`).
+
+The image is built once per machine (cached under $FWCFG_CACHE/images/<hash>), the agent is
+installed into a copy of it once per session, and each test boots qcow2 overlays of it. Boot
+times and `systemd-analyze blame` lines are printed at the end of the run and written to
+build/guest-report.json (FWCFG_GUEST_REPORT overrides the path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import image
+from .lab import Lab
+
+_LABS: list[Lab] = []
+
+
+def _report_path() -> Path:
+    return Path(os.environ.get("FWCFG_GUEST_REPORT", str(image.REPO / "build/guest-report.json")))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    missing = [t for t in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
+               if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"real-guest tests need {', '.join(missing)}: run tools/bootstrap")
+    base = image.build_base_image()
+    the_lab = Lab(
+        base=base,
+        workdir=tmp_path_factory.mktemp("guests"),
+        with_agent=image.agent_available(),
+    )
+    _LABS.append(the_lab)
+    yield the_lab
+    the_lab.write_report(_report_path())
+
+
+@pytest.fixture(scope="session")
+def agent_lab(lab: Lab) -> Lab:
+    """The lab, for tests that need the core agent in the checkout."""
+    if not lab.with_agent:
+        pytest.fail("the core agent (fwcfg_agent/cli.py) is not in this checkout")
+    return lab
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for the_lab in _LABS:
+        rep = the_lab.report()
+        terminalreporter.section("real guests: image, boots, fwcfg-agent blame")
+        terminalreporter.write_line(
+            f"image {rep['image']} (built in {rep['image_build_seconds']}s when first made)"
+        )
+        for what, secs in rep["setup_seconds"].items():
+            terminalreporter.write_line(f"  setup {what}: {secs}s")
+        for r in the_lab.records:
+            terminalreporter.write_line(
+                f"  {r.name:<28} wall {r.wall_seconds:6.1f}s | agent {r.agent_run_ms} ms | "
+                f"blame: {r.blame or '-'} | {r.userspace}"
+            )
+        terminalreporter.write_line(f"report: {_report_path()}")

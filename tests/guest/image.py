@@ -1,0 +1,194 @@
+"""Guest disks: the cached Debian tree from tools/guest-image, the agent installed into a copy of
+it, and one ext4 disk per network-manager variant, made with `mkfs.ext4 -d` (no loop mounts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+GUEST_FILES = HERE / "guestfiles"
+
+# A fixed machine id: an empty one makes systemd treat every boot as a first boot (and run
+# `preset-all`, which would enable network managers the test did not choose).
+MACHINE_ID = "6f1d3c2b8a0e4b5c9d7e1f2a3b4c5d6e\n"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FWCFG_CACHE", "/var/cache/fwcfg-agent-dev"))
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """The cached, agent-less image: a root tree plus the kernel and initrd built inside it."""
+
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path / "root"
+
+    @property
+    def kernel(self) -> Path:
+        return self.path / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.path / "initrd.img"
+
+    def build_seconds(self) -> int:
+        return int((self.path / "build-seconds").read_text().strip())
+
+
+def build_base_image() -> BaseImage:
+    """Runs tools/guest-image, which builds the image once and then answers from the cache."""
+    proc = subprocess.run(
+        [str(REPO / "tools" / "guest-image")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tools/guest-image failed ({proc.returncode}):\n{proc.stderr}")
+    return BaseImage(Path(proc.stdout.strip().splitlines()[-1]))
+
+
+def _symlink(link: Path, target: str) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def install_agent(repo: Path, root: Path) -> None:
+    """Installs the agent from the checkout into the guest tree `root`.
+
+    The one place that knows how the agent gets into a guest: until the packaging issue lands it
+    copies the sources the way the Debian package will lay them out; afterwards it can install
+    the DEB from dist/ (`dpkg --root`) instead, and nothing else in the harness changes.
+    """
+    site = root / "usr/lib/python3/dist-packages/fwcfg_agent"
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(
+        repo / "fwcfg_agent", site, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    templates = sorted((repo / "templates").glob("*.j2")) if (repo / "templates").is_dir() else []
+    if templates:
+        (site / "templates").mkdir(exist_ok=True)
+        for t in templates:
+            shutil.copy2(t, site / "templates" / t.name)
+        init = site / "templates" / "__init__.py"
+        if not init.exists():
+            init.write_text("")
+    script = root / "usr/bin/fwcfg-agent"
+    script.write_text(
+        "#!/usr/bin/python3\nfrom fwcfg_agent.cli import main\nraise SystemExit(main())\n"
+    )
+    script.chmod(0o755)
+    unit_dir = root / "usr/lib/systemd/system"
+    shutil.copy2(repo / "units/fwcfg-agent.service", unit_dir / "fwcfg-agent.service")
+    _symlink(
+        root / "etc/systemd/system/sysinit.target.wants/fwcfg-agent.service",
+        "/usr/lib/systemd/system/fwcfg-agent.service",
+    )
+
+
+def agent_available(repo: Path = REPO) -> bool:
+    """True once the core agent (its CLI) is in the checkout."""
+    return (repo / "fwcfg_agent" / "cli.py").is_file()
+
+
+def install_test_hooks(root: Path) -> None:
+    """The test-only parts of a guest: the result collector and what makes boots reproducible."""
+    (root / "etc/machine-id").write_text(MACHINE_ID)
+    _symlink(root / "etc/systemd/system/default.target", "/usr/lib/systemd/system/multi-user.target")
+    libexec = root / "usr/local/libexec"
+    libexec.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(GUEST_FILES / "collect.sh", libexec / "fwcfg-test-collect")
+    (libexec / "fwcfg-test-collect").chmod(0o755)
+    unit = "fwcfg-test-collect.service"
+    shutil.copy2(GUEST_FILES / unit, root / "etc/systemd/system" / unit)
+    _symlink(root / "etc/systemd/system/multi-user.target.wants" / unit, f"/etc/systemd/system/{unit}")
+    # Nothing on a test guest waits for a login or a timer.
+    for masked in (
+        "getty@tty1.service",
+        "serial-getty@ttyS0.service",
+        "systemd-networkd-wait-online.service",
+        "NetworkManager-wait-online.service",
+        "apt-daily.timer",
+        "apt-daily-upgrade.timer",
+        "dpkg-db-backup.timer",
+        "e2scrub_all.timer",
+        "fstrim.timer",
+    ):
+        _symlink(root / "etc/systemd/system" / masked, "/dev/null")
+
+
+# What each variant enables (systemctl --root on the host: same systemd version as the guest).
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "networkd": ("systemd-networkd.service",),
+    # netplan renders for networkd; Debian/Ubuntu images that use netplan run networkd.
+    "netplan": ("systemd-networkd.service",),
+    "ifupdown": ("networking.service",),
+    "networkmanager": ("NetworkManager.service",),
+    "none": (),
+}
+
+FORMATS: dict[str, str] = {
+    "networkd": "hostname hosts networkd",
+    "netplan": "hostname hosts netplan",
+    "ifupdown": "hostname hosts ifupdown",
+    "networkmanager": "hostname hosts networkmanager",
+    "none": "hostname hosts networkd",
+}
+
+
+def configure_variant(root: Path, variant: str, agent_conf: str | None) -> None:
+    units = VARIANTS[variant]
+    if units:
+        subprocess.run(
+            ["systemctl", f"--root={root}", "enable", *units],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    conf = agent_conf if agent_conf is not None else f'FORMATS="{FORMATS[variant]}"\n'
+    (root / "etc/fwcfg-agent").mkdir(parents=True, exist_ok=True)
+    (root / "etc/fwcfg-agent/agent.conf").write_text(conf)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """`cp -a` keeps owners, modes, links and device nodes, which shutil does not fully do."""
+    subprocess.run(["cp", "-a", "--reflink=auto", f"{src}/.", str(dst)], check=True)
+
+
+def make_ext4(tree: Path, image: Path, extra_mib: int = 256) -> None:
+    """A raw ext4 image holding `tree`, filled with `mkfs.ext4 -d` (no mounts)."""
+    size = subprocess.run(
+        ["du", "-sm", "--apparent-size", str(tree)],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout.split()[0]
+    mib = int(size) * 13 // 10 + extra_mib
+    image.unlink(missing_ok=True)
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-L", "fwcfgroot", "-d", str(tree), str(image), f"{mib}M"],
+        check=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def overlay(base: Path, out: Path) -> None:
+    """A qcow2 overlay: each test boots its own writable copy; the base stays untouched."""
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(out)],
+        check=True,
+    )
