@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.terminal import TerminalReporter
 
 from . import image
 from .lab import Lab
@@ -27,8 +28,11 @@ def _report_path() -> Path:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    missing = [t for t in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
+        if shutil.which(t) is None
+    ]
     if missing:
         pytest.fail(f"real-guest tests need {', '.join(missing)}: run tools/bootstrap")
     base = image.build_base_image()
@@ -50,7 +54,7 @@ def agent_lab(lab: Lab) -> Lab:
     return lab
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     for the_lab in _LABS:
         rep = the_lab.report()
         terminalreporter.section("real guests: image, boots, fwcfg-agent blame")

@@ -3,6 +3,7 @@ it, and one ext4 disk per network-manager variant, made with `mkfs.ext4 -d` (no 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -48,8 +49,7 @@ def build_base_image() -> BaseImage:
     """Runs tools/guest-image, which builds the image once and then answers from the cache."""
     proc = subprocess.run(
         [str(REPO / "tools" / "guest-image")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         check=False,
     )
@@ -107,14 +107,15 @@ def agent_available(repo: Path = REPO) -> bool:
 def install_test_hooks(root: Path) -> None:
     """The test-only parts of a guest: the result collector and what makes boots reproducible."""
     (root / "etc/machine-id").write_text(MACHINE_ID)
-    _symlink(root / "etc/systemd/system/default.target", "/usr/lib/systemd/system/multi-user.target")
+    system = root / "etc/systemd/system"
+    _symlink(system / "default.target", "/usr/lib/systemd/system/multi-user.target")
     libexec = root / "usr/local/libexec"
     libexec.mkdir(parents=True, exist_ok=True)
     shutil.copy2(GUEST_FILES / "collect.sh", libexec / "fwcfg-test-collect")
     (libexec / "fwcfg-test-collect").chmod(0o755)
     unit = "fwcfg-test-collect.service"
     shutil.copy2(GUEST_FILES / unit, root / "etc/systemd/system" / unit)
-    _symlink(root / "etc/systemd/system/multi-user.target.wants" / unit, f"/etc/systemd/system/{unit}")
+    _symlink(system / "multi-user.target.wants" / unit, f"/etc/systemd/system/{unit}")
     # Nothing on a test guest waits for a login or a timer.
     for masked in (
         "getty@tty1.service",
@@ -144,7 +145,7 @@ FORMATS: dict[str, str] = {
     "networkd": "hostname hosts networkd",
     "netplan": "hostname hosts netplan",
     "ifupdown": "hostname hosts ifupdown",
-    "networkmanager": "hostname hosts networkmanager",
+    "networkmanager": "hostname hosts nm",
     "none": "hostname hosts networkd",
 }
 
@@ -192,3 +193,22 @@ def overlay(base: Path, out: Path) -> None:
         ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(out)],
         check=True,
     )
+
+
+def manifest(root: Path, subdirs: tuple[str, ...]) -> dict[str, str]:
+    """Guest path -> sha256 of each file, '-> target' of each symlink, under root/subdirs (the
+    host-side twin of the collector's etc-files.sha256 + etc-links.tsv)."""
+    out: dict[str, str] = {}
+    for sub in subdirs:
+        top = root / sub
+        if not top.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            for name in sorted(dirnames + filenames):
+                p = Path(dirpath) / name
+                guest = "/" + str(p.relative_to(root))
+                if p.is_symlink():
+                    out[guest] = "-> " + os.readlink(p)
+                elif p.is_file():
+                    out[guest] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out

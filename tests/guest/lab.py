@@ -35,6 +35,8 @@ class Lab:
     records: list[BootRecord] = field(default_factory=list)
     _tree: Path | None = None
     _variant_disks: dict[tuple[str, str | None], Path] = field(default_factory=dict)
+    _variant_trees: dict[Path, Path] = field(default_factory=dict)
+    _disk_trees: dict[Path, Path] = field(default_factory=dict)
     _counter: int = 0
 
     @property
@@ -68,14 +70,21 @@ class Lab:
             disk = self.workdir / f"disk-{variant}-{n}.raw"
             image.make_ext4(vtree, disk)
             self._variant_disks[key] = disk
+            self._variant_trees[disk] = vtree
             self.setup_seconds[f"disk {variant}-{n}"] = time.monotonic() - t0
         return self._variant_disks[key]
+
+    def original_etc(self, disk: Path) -> dict[str, str]:
+        """/etc (and the agent's state) of a disk before its first boot, as BootResult.etc()."""
+        return image.manifest(self._disk_trees[disk], ("etc", "var/lib/fwcfg-agent"))
 
     def new_disk(self, variant: str = "networkd", agent_conf: str | None = None) -> Path:
         """A fresh writable disk (qcow2 overlay) that can be booted several times."""
         self._counter += 1
         out = self.workdir / f"overlay-{self._counter}-{variant}.qcow2"
-        image.overlay(self.variant_disk(variant, agent_conf), out)
+        base = self.variant_disk(variant, agent_conf)
+        image.overlay(base, out)
+        self._disk_trees[out] = self._variant_trees[base]
         return out
 
     def boot(

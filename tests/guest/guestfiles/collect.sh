@@ -21,6 +21,7 @@ run() {
 }
 
 cat /proc/cmdline > cmdline.txt
+cat /proc/sys/kernel/random/boot_id > boot-id.txt
 for word in $(cat /proc/cmdline); do
   case $word in
     fwcfg_test.pre=*)
