@@ -98,10 +98,9 @@ class Boot:
             "-device", "virtio-rng-pci,addr=0x12",
         ]  # fmt: skip
         for i, nic in enumerate(self.nics):
-            argv += [
-                "-netdev", f"user,id=n{i},restrict=on",
-                "-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac},addr={nic.pci_addr:#x}",
-            ]  # fmt: skip
+            # romfile= : no iPXE option ROM, the guest boots its kernel directly
+            dev = f"virtio-net-pci,netdev=n{i},mac={nic.mac},addr={nic.pci_addr:#x},romfile="
+            argv += ["-netdev", f"user,id=n{i},restrict=on", "-device", dev]
         for item in self.fw_cfg:
             argv += ["-fw_cfg", item.arg()]
         return argv
