@@ -86,6 +86,9 @@ class Templates:
     def render(self, name: str, **context: Any) -> str:
         try:
             return self.env.get_template(name).render(**context)
+        except jinja2.TemplateNotFound:
+            raise ConfigError(f"template {name} not found (packaged templates: "
+                              f"{packaged_template_dir()})") from None
         except jinja2.TemplateError as e:
             where = f"{e.filename}:{e.lineno}" if isinstance(e, jinja2.TemplateSyntaxError) else name
             raise ConfigError(f"template {where}: {e}") from e
