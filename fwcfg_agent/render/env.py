@@ -65,6 +65,19 @@ def offlink(gateway: Any, iface: Any) -> bool:
                    for a in iface.addresses)
 
 
+def carries_dns(iface: Any, config: Any) -> bool:
+    """Jinja test: the host's DNS servers and search domains are written for `iface`. They go to
+    every interface with static addresses; when none has any, to the DHCP ones; when there are
+    none of those either, to all (so that they are never silently dropped)."""
+    if not (config.dns or config.search):
+        return False
+    if any(i.addresses for i in config.interfaces):
+        return bool(iface.addresses)
+    if any(i.dhcp for i in config.interfaces):
+        return bool(iface.dhcp)
+    return True
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
@@ -81,7 +94,7 @@ class Templates:
         )
         self.env.filters.update(shquote=shquote, yamlstr=yamlstr, keyfile=keyfile,
                                 netmask=netmask, uuid5=uuid5)
-        self.env.tests["offlink"] = offlink
+        self.env.tests.update(offlink=offlink, carries_dns=carries_dns)
 
     def render(self, name: str, **context: Any) -> str:
         try:
