@@ -62,7 +62,7 @@ def _iface_file(plan: Plan, iface: Interface, prefix: str) -> bytes:
 
 # What the model says, restated here independently of the templates.
 
-def _offlink(gw: Optional[IPAddress], iface: Interface) -> bool:
+def _offlink(gw: IPAddress | None, iface: Interface) -> bool:
     if gw is None or (gw.version == 6 and gw.is_link_local):
         return False
     return not any(gw in a.network for a in iface.addresses if a.version == gw.version)
@@ -118,7 +118,7 @@ def _parse_unit(text: str) -> Sections:
 @dataclass(frozen=True)
 class NetworkSummary:
     match: tuple[str, str]
-    mtu: Optional[int]
+    mtu: int | None
     dhcp4: bool
     addresses: frozenset[str]
     routes: frozenset[Route]
@@ -154,10 +154,9 @@ def _summarize(sections: Sections) -> NetworkSummary:
                 elif key == "Domains":
                     domains.extend(value.split())
         elif name == "Route":
-            gw_text = d.get("Gateway")
-            gw = ipaddress.ip_address(gw_text) if gw_text else None
-            dest = d.get("Destination") or (_default(gw) if gw else "")
-            routes.add((str(ipaddress.ip_network(dest)), None if gw is None else str(gw),
+            via = ipaddress.ip_address(d["Gateway"]) if d.get("Gateway") else None
+            dest = d.get("Destination") or (_default(via) if via else "")
+            routes.add((str(ipaddress.ip_network(dest)), None if via is None else str(via),
                         d.get("GatewayOnLink", "no") in ("yes", "true", "1"),
                         int(d["Metric"]) if "Metric" in d else None))
     mac = match.get("PermanentMACAddress") or match.get("MACAddress")
@@ -185,8 +184,8 @@ def _networkd_keys() -> set[str]:
         pytest.fail("systemd-networkd is missing: run tools/bootstrap")
     data = Path(binary).read_bytes()
     # networkd's gperf table of .network settings holds "Section.Key" strings.
-    return {m.decode() for m in re.findall(rb"(?<![\x21-\x7e])([A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*)"
-                                           rb"(?=\x00)", data)}
+    pattern = rb"(?<![\x21-\x7e])([A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*)(?=\x00)"
+    return {m.decode() for m in re.findall(pattern, data)}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -49,7 +49,7 @@ def test_golden(case: Case, fmt: Format) -> None:
     manifest = GOLDEN / case.name / f"{fmt.value}.manifest"
     if REGEN:
         _regenerate(plan, tree, manifest)
-    assert manifest.is_file(), f"no golden output for {case.name}/{fmt}: run with FWCFG_REGEN_GOLDEN=1"
+    assert manifest.is_file(), f"no golden output for {case.name}/{fmt}: FWCFG_REGEN_GOLDEN=1"
     # The whole set of files, with modes.
     assert _manifest(plan) == manifest.read_text()
     on_disk = sorted("/" + p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())

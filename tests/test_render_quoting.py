@@ -11,7 +11,7 @@ from fwcfg_agent.render.env import shquote
 
 # Anything a Python str can hold that can also be passed to a process: no NUL, no lone
 # surrogates. Newlines included: the payload parser cannot produce them, shquote must cope.
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 SHELL_NASTIES = st.text(st.sampled_from(list("'\"`$(){};&|<>\\\n\t *?[]~!#=% ab")), max_size=40)
 
 # The value as a command's word, then as an assignment line like those of a sourced ifcfg file.
