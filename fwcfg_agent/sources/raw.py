@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import platform
 import struct
@@ -32,10 +33,12 @@ import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Optional, Protocol
+from typing import IO, Callable, Protocol
 
 from ..errors import NoDeviceError, SourceError
 from .base import EntryInfo
+
+_log = logging.getLogger(__name__)
 
 # --- device facts -------------------------------------------------------------------------------
 
@@ -135,9 +138,7 @@ def probe(ports: Ports) -> int:
 def parse_directory(count: int, records: bytes) -> list[EntryInfo]:
     """Decode and check `count` 64-byte directory records (big-endian fields)."""
     if len(records) != count * DIR_RECORD_SIZE:
-        raise SourceError(
-            f"fw_cfg directory: {len(records)} bytes of records for {count} entries"
-        )
+        raise SourceError(f"fw_cfg directory: {len(records)} bytes of records for {count} entries")
     entries: list[EntryInfo] = []
     names: dict[str, int] = {}
     keys: dict[int, str] = {}
@@ -218,8 +219,8 @@ class RawSource:
         *,
         max_entry_size: int,
         max_dir_entries: int = DEFAULT_MAX_DIR_ENTRIES,
-        release: Optional[Callable[[], None]] = None,
-        guard: Optional[Callable[[], None]] = None,
+        release: Callable[[], None] | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self._ports = ports
         self._guard = guard
@@ -231,8 +232,8 @@ class RawSource:
             self.features = probe(ports)
             self._entries = read_directory(ports, max_entries=max_dir_entries)
             self._check()
-        except BaseException:
-            self.close()
+        except BaseException as e:
+            self._close_after(e)
             raise
         self._by_key = {e.key: e for e in self._entries}
 
@@ -273,11 +274,23 @@ class RawSource:
         self._closed = True
         self._finalizer()
 
+    def _close_after(self, primary: BaseException) -> None:
+        """Close while `primary` propagates; a failure to close must not hide it."""
+        try:
+            self.close()
+        except SourceError as e:
+            _log.error("%s", e)
+            if isinstance(primary, SourceError):
+                raise SourceError(f"{primary}; and then: {e}") from primary
+
     def __enter__(self) -> RawSource:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._close_after(exc)
 
 
 # --- where the device may be touched ------------------------------------------------------------
@@ -350,7 +363,7 @@ def driver_claims(root: Path) -> bool:
     )
 
 
-def foreign_port_owner(root: Path) -> Optional[str]:
+def foreign_port_owner(root: Path) -> str | None:
     """A region of /proc/ioports that claims ports 0x510..0x51b for something other than fw_cfg.
 
     Allowed: the fw_cfg driver's own region, the ACPI device's (named after it, QEMU0002:00) and
@@ -434,7 +447,7 @@ def _device_lock(root: Path, timeout: float) -> Iterator[None]:
     path = root / LOCK_FILE
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        f: IO[bytes] = open(path, "ab")
+        f: IO[bytes] = open(path, "ab")  # noqa: SIM115 - held across the yield below
     except OSError as e:
         raise SourceError(f"cannot open the raw reader's lock {path}: {e.strerror}") from e
     with f:
@@ -460,7 +473,7 @@ def _device_lock(root: Path, timeout: float) -> Iterator[None]:
 # --- the real ports -----------------------------------------------------------------------------
 
 
-def _lockdown(root: Path) -> Optional[str]:
+def _lockdown(root: Path) -> str | None:
     try:
         text = (root / "sys/kernel/security/lockdown").read_text()
     except OSError:
@@ -473,12 +486,15 @@ def _lockdown(root: Path) -> Optional[str]:
 
 def ioperm_error_message(err: OSError, root: Path = Path("/")) -> str:
     """Why the kernel refused ioperm(), in words an operator can act on."""
-    mode = _lockdown(root)
     reason = os.strerror(err.errno) if err.errno else str(err)
-    msg = (
-        f"the kernel refused access to I/O ports 0x510-0x51b (ioperm: {reason}): raw fw_cfg "
-        "reads need root with CAP_SYS_RAWIO and a kernel that is not locked down"
-    )
+    msg = f"the kernel refused access to I/O ports 0x510-0x51b (ioperm: {reason}): "
+    if err.errno == errno.ENOSYS:
+        return msg + (
+            "this kernel has no I/O port permissions (built without CONFIG_X86_IOPL_IOPERM); "
+            "use the sysfs source (qemu_fw_cfg module)"
+        )
+    msg += "raw fw_cfg reads need root with CAP_SYS_RAWIO and a kernel that is not locked down"
+    mode = _lockdown(root)
     if mode and mode != "none":
         msg += f"; kernel lockdown is '{mode}' here, so use the sysfs source (qemu_fw_cfg module)"
     return msg
@@ -526,9 +542,9 @@ def open_raw_source(
     max_entry_size: int,
     max_dir_entries: int = DEFAULT_MAX_DIR_ENTRIES,
     unbind_driver: bool = True,
-    port_opener: Optional[PortOpener] = None,
-    machine: Optional[str] = None,
-    sysfs_write: Optional[SysfsWriter] = None,
+    port_opener: PortOpener | None = None,
+    machine: str | None = None,
+    sysfs_write: SysfsWriter | None = None,
     lock_timeout: float = 10.0,
 ) -> RawSource:
     """Open fw_cfg through its I/O ports, if and only if it is safe.
@@ -583,6 +599,11 @@ def open_raw_source(
             release=stack.pop_all().close,
             guard=guard,
         )
-    except BaseException:
-        stack.close()
+    except BaseException as primary:
+        try:
+            stack.close()
+        except SourceError as e:
+            _log.error("%s", e)
+            if isinstance(primary, SourceError):
+                raise SourceError(f"{primary}; and then: {e}") from primary
         raise
