@@ -63,6 +63,7 @@ def write_fwcfg_tree(
 def _link_by_name(tree: Path, name: str, key: int) -> None:
     parts = name.split("/")
     d = tree / "by_name"
+    d.mkdir(exist_ok=True)
     for part in parts[:-1]:
         d = d / part
         if d.is_symlink() or (d.exists() and not d.is_dir()):

@@ -1,0 +1,112 @@
+"""Command line: `fwcfg-agent apply|diff|show|journal|rollback`. The only place errors become
+exit codes; tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .errors import AgentError
+from .log import MSG_INVALID, Log
+from .model import Format
+from .paths import Root
+
+EXIT_CODES = """\
+exit codes:
+  0  done: files applied, nothing to change, or no fw_cfg device/entries (nothing to do)
+  1  `diff` found changes; for other commands an unexpected internal error
+  2  bad command line or agent.conf
+  3  invalid payload: nothing was written (the error names the entry, line and key)
+  4  fw_cfg could not be read (device, sysfs tree, permissions)
+  5  another run holds the lock
+  6  the journal, state or a backup is missing or damaged (rollback)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
+                        help="work on the tree at DIR: /sys input, /etc output, state (default /)")
+    common.add_argument("--config", type=Path, metavar="FILE",
+                        help="agent.conf to use (default ROOT/etc/fwcfg-agent/agent.conf)")
+    common.add_argument("--debug", action="store_true", help="log more; show tracebacks")
+    reading = argparse.ArgumentParser(add_help=False)
+    reading.add_argument("--source", choices=("auto", "sysfs", "raw"),
+                         help="read fw_cfg through sysfs, the raw device, or sysfs then raw")
+    reading.add_argument("--format", dest="formats", action="append", metavar="F",
+                         choices=[f.value for f in Format],
+                         help="write this format (repeatable); replaces detection and FORMATS=")
+
+    p = argparse.ArgumentParser(
+        prog="fwcfg-agent",
+        description="Configure hostname and static network settings from QEMU fw_cfg entries.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"fwcfg-agent {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    a = sub.add_parser("apply", parents=[common, reading], epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="make the files match the fw_cfg entries (what the unit runs)")
+    a.add_argument("--dry-run", action="store_true",
+                   help="print every file that would be written; change nothing")
+    sub.add_parser("diff", parents=[common, reading], epilog=EXIT_CODES,
+                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                   help="unified diff of what apply would change (exit 1 if anything)")
+    s = sub.add_parser("show", parents=[common, reading], epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="the entries found and the settings parsed from them")
+    s.add_argument("--json", action="store_true")
+    j = sub.add_parser("journal", parents=[common], epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="every run the agent recorded, with the files it touched")
+    j.add_argument("--json", action="store_true")
+    r = sub.add_parser("rollback", parents=[common], epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="undo RUN and every later run (default: the last run that changed "
+                       "files), restoring the files byte for byte")
+    r.add_argument("run", nargs="?", metavar="RUN", help="a run id (or its unique prefix)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    log = Log(debug=args.debug)
+    try:
+        from . import commands
+
+        opts = commands.Options(
+            root=Root(args.root), config_file=args.config,
+            source=getattr(args, "source", None),
+            formats=[Format(f) for f in args.formats] if getattr(args, "formats", None) else None,
+            dry_run=getattr(args, "dry_run", False), log=log,
+        )
+        if args.command == "apply":
+            return commands.cmd_apply(opts)
+        if args.command == "diff":
+            return commands.cmd_diff(opts)
+        if args.command == "show":
+            return commands.cmd_show(opts, args.json)
+        if args.command == "journal":
+            return commands.cmd_journal(opts, args.json)
+        return commands.cmd_rollback(opts, args.run)
+    except AgentError as e:
+        if args.debug:
+            raise
+        log.error(str(e), MSG_INVALID if e.exit_code == 3 else None)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The validated settings: what the payloads ask for, independent of any output format."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+
+class Format(str, enum.Enum):
+    """The files the agent can write. The value is the name used by --format and FORMATS=."""
+
+    HOSTNAME = "hostname"
+    HOSTS = "hosts"
+    IFCFG = "ifcfg"
+    NETPLAN = "netplan"
+    NETWORKD = "networkd"
+    NM = "nm"
+    IFUPDOWN = "ifupdown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+NETWORK_FORMATS = (Format.IFCFG, Format.NETPLAN, Format.NETWORKD, Format.NM, Format.IFUPDOWN)
+
+
+class BootProto(str, enum.Enum):
+    STATIC = "static"
+    DHCP = "dhcp"
+    NONE = "none"  # no addresses of its own from DHCP; static ones if given (as ifcfg)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: IPNetwork
+    gateway: Optional[IPAddress] = None
+    metric: Optional[int] = None
+
+    @property
+    def version(self) -> int:
+        return self.destination.version
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One NIC's settings.
+
+    `name` is the kernel name the files use; `mac` (lower case) is set when the payload picked the
+    NIC by HWADDR, and then every format that can match by MAC does so. `source` lists the fw_cfg
+    entries the settings came from.
+    """
+
+    name: str
+    mac: Optional[str] = None
+    bootproto: BootProto = BootProto.STATIC
+    addresses: tuple[IPInterface, ...] = ()
+    gateway: Optional[ipaddress.IPv4Address] = None
+    gateway6: Optional[ipaddress.IPv6Address] = None
+    routes: tuple[Route, ...] = ()
+    mtu: Optional[int] = None
+    extra: tuple[tuple[str, str], ...] = ()
+    source: tuple[str, ...] = ()
+
+    @property
+    def ipv4(self) -> tuple[ipaddress.IPv4Interface, ...]:
+        return tuple(a for a in self.addresses if isinstance(a, ipaddress.IPv4Interface))
+
+    @property
+    def ipv6(self) -> tuple[ipaddress.IPv6Interface, ...]:
+        return tuple(a for a in self.addresses if isinstance(a, ipaddress.IPv6Interface))
+
+    @property
+    def dhcp(self) -> bool:
+        return self.bootproto is BootProto.DHCP
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything the entries set, validated."""
+
+    hostname: Optional[str] = None
+    domain: Optional[str] = None
+    dns: tuple[IPAddress, ...] = ()
+    search: tuple[str, ...] = ()
+    interfaces: tuple[Interface, ...] = ()
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def short_hostname(self) -> Optional[str]:
+        return self.hostname.split(".", 1)[0] if self.hostname else None
+
+    @property
+    def fqdn(self) -> Optional[str]:
+        if not self.hostname:
+            return None
+        if "." in self.hostname or not self.domain:
+            return self.hostname
+        return f"{self.hostname}.{self.domain}"

@@ -1,0 +1,138 @@
+"""Environment-style payloads, parsed as data.
+
+A payload is UTF-8 text of `KEY=VALUE` lines as in RHEL ifcfg files: `#` comments, blank lines,
+an optional `export ` prefix, single quotes (literal) and double quotes (with `\\"`, `\\\\`,
+`\\$` and `` \\` `` escapes). Nothing is expanded or executed: a `$` or a backtick that a shell
+would expand, or any other shell syntax, is an error rather than a literal, so that the same file
+means the same thing to this parser and to a shell.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import PayloadError
+
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Characters that end or change an unquoted shell word.
+_SHELL_SPECIAL = set(" \t\"'\\$`;&|<>(){}*?[]~!")
+_DQ_ESCAPABLE = set('"\\$`')
+
+
+@dataclass(frozen=True)
+class Assignment:
+    key: str
+    value: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One fw_cfg entry's assignments in file order, keys unique."""
+
+    entry: str
+    assignments: tuple[Assignment, ...]
+
+    def as_dict(self) -> dict[str, Assignment]:
+        return {a.key: a for a in self.assignments}
+
+
+def parse(entry: str, data: bytes) -> Payload:
+    """Parse an entry's bytes; raise PayloadError naming the entry, line and key."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise PayloadError(
+            entry, f"not UTF-8 text (invalid byte 0x{data[e.start]:02x})", line=line
+        ) from None
+    seen: dict[str, int] = {}
+    out: list[Assignment] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        assignment = _parse_line(entry, number, raw)
+        if assignment is None:
+            continue
+        first = seen.get(assignment.key)
+        if first is not None:
+            raise PayloadError(
+                entry, f"repeated (first set on line {first})", line=number, key=assignment.key
+            )
+        seen[assignment.key] = number
+        out.append(assignment)
+    return Payload(entry, tuple(out))
+
+
+def _parse_line(entry: str, number: int, raw: str) -> Assignment | None:
+    line = raw[:-1] if raw.endswith("\r") else raw
+    if "\0" in line:
+        raise PayloadError(entry, "contains a NUL byte", line=number)
+    stripped = line.strip(" \t")
+    if not stripped or stripped.startswith("#"):
+        return None
+    if stripped.startswith("export") and stripped[6:7] in (" ", "\t"):
+        stripped = stripped[7:].lstrip(" \t")
+    m = _KEY.match(stripped)
+    if not m:
+        raise PayloadError(entry, f"expected KEY=VALUE, got {_shorten(stripped)!r}", line=number)
+    key = m.group()
+    rest = stripped[m.end() :]
+    if not rest.startswith("="):
+        if rest[:1] in (" ", "\t") and rest.lstrip(" \t").startswith("="):
+            raise PayloadError(entry, "no spaces allowed around '='", line=number, key=key)
+        raise PayloadError(entry, f"expected '=' after the key, got {_shorten(rest)!r}",
+                           line=number, key=key)
+    value = _parse_value(entry, number, key, rest[1:])
+    return Assignment(key, value, number)
+
+
+def _parse_value(entry: str, number: int, key: str, s: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(s)
+
+    def fail(reason: str) -> PayloadError:
+        return PayloadError(entry, reason, line=number, key=key)
+
+    while i < n:
+        c = s[i]
+        if c == "'":
+            end = s.find("'", i + 1)
+            if end < 0:
+                raise fail("unterminated single quote (values are one line)")
+            out.append(s[i + 1 : end])
+            i = end + 1
+        elif c == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    raise fail("unterminated double quote (values are one line)")
+                c = s[i]
+                if c == '"':
+                    i += 1
+                    break
+                if c == "\\" and i + 1 < n and s[i + 1] in _DQ_ESCAPABLE:
+                    out.append(s[i + 1])
+                    i += 2
+                    continue
+                if c in "$`":
+                    raise fail(f"{c!r} would be expanded by a shell; escape it or use single quotes")
+                out.append(c)
+                i += 1
+        elif c in " \t":
+            rest = s[i:].lstrip(" \t")
+            if rest and not rest.startswith("#"):
+                raise fail(f"unexpected text after the value: {_shorten(rest)!r} (quote values "
+                           "that contain spaces)")
+            break
+        elif c == "\\":
+            raise fail("backslash outside quotes; quote the value instead")
+        elif c in _SHELL_SPECIAL:
+            raise fail(f"{c!r} is shell syntax; quote the value (single quotes take it literally)")
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def _shorten(s: str, limit: int = 40) -> str:
+    return s if len(s) <= limit else s[: limit - 3] + "..."

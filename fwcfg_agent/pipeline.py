@@ -1,0 +1,113 @@
+"""Read the entries, then parse, model and render them to a plan. Only reading touches I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+from . import detect
+from .config import AgentConfig
+from .errors import PayloadError, SourceError
+from .facts import Facts
+from .fsutil import sha256
+from .log import Log
+from .model import Format
+from .paths import Root
+from .payload import Payload, parse
+from .render import Plan, render
+from .render.env import Templates
+from .settings import Result, build
+from .sources import Entry, open_source
+
+
+@dataclass(frozen=True)
+class Collected:
+    source: str
+    entries: tuple[Entry, ...]  # the entries the agent reads, in name order
+
+    def describe(self) -> list[dict[str, object]]:
+        return [
+            {"name": e.name, "key": e.info.key, "size": e.info.size, "sha256": sha256(e.data)}
+            for e in self.entries
+        ]
+
+
+def collect(root: Root, config: AgentConfig, kind: str, log: Log) -> Collected:
+    with open_source(root, kind, max_entry_size=config.max_entry_size,
+                     device_wait=config.device_wait, log=log) as source:
+        infos = source.entries()
+        names = [i.name for i in infos]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise SourceError(f"the fw_cfg directory lists {', '.join(dup)} more than once")
+        mine = sorted((i for i in infos if config.wants(i.name)), key=lambda i: i.name)
+        entries: list[Entry] = []
+        for info in mine:
+            if info.size > config.max_entry_size:
+                raise PayloadError(
+                    info.name, f"is {info.size} bytes, more than MAX_ENTRY_SIZE "
+                    f"({config.max_entry_size}); nothing was read from it"
+                )
+            entries.append(Entry(info, source.read(info)))
+        return Collected(source.kind, tuple(entries))
+
+
+def parse_all(collected: Collected) -> list[Payload]:
+    return [parse(e.name, e.data) for e in collected.entries]
+
+
+@dataclass(frozen=True)
+class Planned:
+    payloads: tuple[Payload, ...]
+    result: Result
+    formats: tuple[Format, ...]
+    plan: Plan
+
+
+def choose_formats(config: AgentConfig, override: Optional[Sequence[Format]],
+                   facts: Facts) -> tuple[Format, ...]:
+    if override:
+        return tuple(override)
+    if config.formats:
+        return config.formats
+    return detect.formats(facts)
+
+
+def make_plan(collected: Collected, config: AgentConfig, override: Optional[Sequence[Format]],
+              facts: Facts, templates: Templates) -> Planned:
+    payloads = parse_all(collected)
+    result = build(payloads, facts.netdevs, config.default_interface)
+    formats = choose_formats(config, override, facts)
+    plan = render(result.config, formats, facts, templates)
+    return Planned(tuple(payloads), result, formats, plan)
+
+
+def fingerprint(root: Root, collected: Collected, facts: Facts,
+                override: Optional[Sequence[Format]], version: str) -> str:
+    """A digest of every input of a full run: same digest and same files ⇒ nothing to do."""
+    h = hashlib.sha256()
+
+    def add(obj: object) -> None:
+        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+
+    add(version)
+    add([str(f) for f in override or ()])
+    for rel in ("etc/fwcfg-agent/agent.conf",):
+        try:
+            add(sha256((root / rel).read_bytes()))
+        except OSError:
+            add(None)
+    tdir = root.template_dir
+    overrides = sorted(p for p in tdir.iterdir()) if tdir.is_dir() else []
+    add([(p.name, sha256(p.read_bytes())) for p in overrides if p.is_file()])
+    add(facts.os_release)
+    add([(d.name, d.mac) for d in facts.netdevs])
+    add(sorted(facts.installed))
+    add(sorted(facts.enabled))
+    add(collected.source)
+    add([(e.name, sha256(e.data)) for e in collected.entries])
+    return h.hexdigest()

@@ -1,0 +1,318 @@
+"""From parsed payloads to one validated HostConfig.
+
+Entries apply in name order. Host keys (HOSTNAME, DOMAIN, SEARCH, DNSn) may stand in any entry;
+a later entry's key overrides an earlier one's, with a notice. Interface keys pick a NIC by
+HWADDR, else by DEVICE, else the guest's first Ethernet NIC; entries that pick the same NIC merge
+key by key in the same way. One entry per NIC is the documented layout.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional, TypeVar, Union
+
+from . import validate
+from .errors import PayloadError
+from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, Route
+from .payload import Payload
+
+HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
+IFACE_KEYS = re.compile(
+    r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
+    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT)\Z"
+)
+# Known, accepted, and meaningless for a guest that is always configured at boot.
+IGNORED_KEYS = frozenset({"ONBOOT", "IPV6INIT"})
+DEFAULT_PREFIX4 = 24
+DEFAULT_PREFIX6 = 64
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Value:
+    """A value with where it came from, for error messages."""
+
+    value: str
+    entry: str
+    line: int
+
+    def error(self, key: str, reason: str) -> PayloadError:
+        return PayloadError(self.entry, reason, line=self.line, key=key)
+
+
+@dataclass(frozen=True)
+class NetDev:
+    """A NIC the guest's kernel shows in /sys/class/net."""
+
+    name: str
+    mac: str
+
+
+@dataclass
+class Result:
+    config: HostConfig
+    notices: list[str] = field(default_factory=list)  # overrides and defaults, logged at info
+    warnings: list[str] = field(default_factory=list)  # unknown keys and doubtful settings
+
+
+Identity = Union[tuple[str, str], None]  # ("mac", m) | ("device", d) | None for the default NIC
+
+
+def build(
+    payloads: Sequence[Payload], netdevs: Sequence[NetDev], default_interface: str
+) -> Result:
+    notices: list[str] = []
+    warnings: list[str] = []
+    host: dict[str, Value] = {}
+    groups: dict[Identity, dict[str, Value]] = {}
+    host_extra: dict[str, Value] = {}
+
+    for payload in payloads:
+        items = payload.as_dict()
+        unknown = [k for k in items if not HOST_KEYS.match(k) and not IFACE_KEYS.match(k)]
+        iface_keys = [k for k in items if IFACE_KEYS.match(k)]
+        target: Optional[dict[str, Value]] = None
+        if iface_keys:
+            ident = _identity(payload)
+            target = groups.setdefault(ident, {})
+        for key, a in items.items():
+            v = Value(a.value, payload.entry, a.line)
+            dest = host if HOST_KEYS.match(key) else target if IFACE_KEYS.match(key) else None
+            if dest is None:
+                dest = target if target is not None else host_extra
+            old = dest.get(key)
+            if old is not None:
+                notices.append(
+                    f"{payload.entry}, line {a.line}: {key} overrides the value from "
+                    f"{old.entry}, line {old.line}"
+                )
+            dest[key] = v
+        if unknown:
+            warnings.append(
+                f"{payload.entry}: unknown keys kept for templates: {', '.join(sorted(unknown))}"
+            )
+
+    by_mac = {d.mac: d.name for d in netdevs}
+    interfaces: list[Interface] = []
+    names: dict[str, str] = {}
+    for ident, values in groups.items():
+        iface = _interface(ident, values, by_mac, netdevs, default_interface, notices, warnings)
+        first = names.get(iface.name)
+        if first is not None:
+            raise PayloadError(
+                iface.source[0],
+                f"interface {iface.name} is also configured by {first}, which picks it "
+                "another way (use the same HWADDR or DEVICE in both)",
+            )
+        names[iface.name] = iface.source[0]
+        interfaces.append(iface)
+
+    hostname = _opt(host, "HOSTNAME", validate.hostname)
+    domains = _opt(host, "DOMAIN", validate.domain_list) or ()
+    search = _opt(host, "SEARCH", validate.domain_list) or ()
+    dns = tuple(
+        _get(host, k, validate.ip_address) for k in sorted(
+            (k for k in host if k.startswith("DNS")), key=lambda k: int(k[3:])
+        )
+    )
+    extra = tuple(sorted((k, v.value) for k, v in host_extra.items()))
+    config = HostConfig(
+        hostname=hostname,
+        domain=domains[0] if domains else None,
+        dns=dns,
+        search=tuple(dict.fromkeys(domains + search)),
+        interfaces=tuple(sorted(interfaces, key=lambda i: i.name)),
+        extra=extra,
+    )
+    return Result(config, notices, warnings)
+
+
+def _identity(payload: Payload) -> Identity:
+    items = payload.as_dict()
+    hw = items.get("HWADDR")
+    if hw is not None:
+        return ("mac", _check(Value(hw.value, payload.entry, hw.line), "HWADDR", validate.mac))
+    dev = items.get("DEVICE")
+    if dev is not None:
+        return ("device", _check(Value(dev.value, payload.entry, dev.line), "DEVICE",
+                                 validate.ifname))
+    return None
+
+
+def _interface(
+    ident: Identity,
+    v: dict[str, Value],
+    by_mac: dict[str, str],
+    netdevs: Sequence[NetDev],
+    default_interface: str,
+    notices: list[str],
+    warnings: list[str],
+) -> Interface:
+    sources = tuple(dict.fromkeys(x.entry for x in v.values()))
+    device = _opt(v, "DEVICE", validate.ifname)
+    mac: Optional[str] = None
+    if ident is not None and ident[0] == "mac":
+        mac = ident[1]
+        kernel_name = by_mac.get(mac)
+        if kernel_name is not None:
+            if device is not None and device != kernel_name:
+                warnings.append(
+                    f"{sources[0]}: DEVICE={device} but the NIC with HWADDR {mac} is named "
+                    f"{kernel_name}; the files use {kernel_name} and match by MAC"
+                )
+            name = kernel_name
+        else:
+            name = device or "enx" + mac.replace(":", "")
+            warnings.append(
+                f"{sources[0]}: no NIC with HWADDR {mac} is visible now; the files call it "
+                f"{name} and match by MAC where the format can"
+            )
+    elif device is not None:
+        name = device
+    else:
+        name = netdevs[0].name if netdevs else default_interface
+        notices.append(f"{sources[0]}: no DEVICE or HWADDR; settings go to {name}")
+
+    if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
+        raise v["TYPE"].error("TYPE", f"{v['TYPE'].value!r}: only Ethernet is supported")
+    boot = _opt(v, "BOOTPROTO", _bootproto) or BootProto.STATIC
+
+    addresses: list[IPInterface] = []
+    for key in sorted((k for k in v if k.startswith("IPADDR")), key=_index_of):
+        addresses.append(_ipv4_with_prefix(v, key, notices))
+    for key in ("PREFIX", "NETMASK"):
+        for k in v:
+            if k.startswith(key) and "IPADDR" + k[len(key):] not in v:
+                raise v[k].error(k, f"there is no IPADDR{k[len(key):]} for it to apply to")
+    if "IPV6ADDR" in v:
+        addresses.append(_ipv6_with_prefix(v["IPV6ADDR"], "IPV6ADDR", v["IPV6ADDR"].value))
+    if "IPV6ADDR_SECONDARIES" in v:
+        for word in v["IPV6ADDR_SECONDARIES"].value.split():
+            addresses.append(_ipv6_with_prefix(v["IPV6ADDR_SECONDARIES"], "IPV6ADDR_SECONDARIES",
+                                               word))
+    seen: set[IPAddress] = set()
+    for a in addresses:
+        if a.ip in seen:
+            raise PayloadError(sources[0], f"address {a.ip} is given twice", key="IPADDR")
+        seen.add(a.ip)
+
+    if boot is BootProto.STATIC and not addresses:
+        raise PayloadError(
+            sources[0], f"interface {name} has BOOTPROTO static but no IPADDR or IPV6ADDR",
+            key="BOOTPROTO" if "BOOTPROTO" in v else None,
+        )
+    gateway = _opt(v, "GATEWAY", validate.ipv4_address)
+    gateway6 = _opt(v, "IPV6_DEFAULTGW", validate.ipv6_address)
+    for gw, key in ((gateway, "GATEWAY"), (gateway6, "IPV6_DEFAULTGW")):
+        if gw is not None and not boot is BootProto.DHCP and not any(
+            gw in a.network for a in addresses
+        ) and not (gw.version == 6 and gw.is_link_local):
+            warnings.append(
+                f"{v[key].entry}, line {v[key].line}, key {key}: {gw} is not in any of "
+                f"{name}'s subnets; it is configured as on-link"
+            )
+    routes = tuple(
+        _route(v[k], k) for k in sorted((k for k in v if k.startswith("ROUTE")), key=_index_of)
+    )
+    mtu = _opt(v, "MTU", validate.mtu)
+    if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a in addresses):
+        raise v["MTU"].error("MTU", f"{mtu} is below IPv6's minimum of {validate.MTU_MIN_IPV6}")
+    extra = tuple(sorted(
+        (k, x.value) for k, x in v.items() if not IFACE_KEYS.match(k) and not HOST_KEYS.match(k)
+    ))
+    return Interface(
+        name=name, mac=mac, bootproto=boot, addresses=tuple(addresses), gateway=gateway,
+        gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
+    )
+
+
+def _index_of(key: str) -> int:
+    digits = key.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+    return int(digits) if digits else -1
+
+
+def _bootproto(value: str) -> BootProto:
+    try:
+        return BootProto(value.lower())
+    except ValueError:
+        raise ValueError(f"{value!r} is not one of static, dhcp, none") from None
+
+
+def _ipv4_with_prefix(v: dict[str, Value], key: str, notices: list[str]) -> IPInterface:
+    suffix = key[len("IPADDR"):]
+    raw = v[key]
+    text, _, inline = raw.value.partition("/")
+    addr = _check(Value(text, raw.entry, raw.line), key, validate.ipv4_address)
+    lengths: list[tuple[str, int]] = []
+    if inline:
+        lengths.append((key, _check(Value(inline, raw.entry, raw.line), key,
+                                    lambda s: validate.prefix(s, 4))))
+    if "PREFIX" + suffix in v:
+        lengths.append(("PREFIX" + suffix,
+                        _get(v, "PREFIX" + suffix, lambda s: validate.prefix(s, 4))))
+    if "NETMASK" + suffix in v:
+        lengths.append(("NETMASK" + suffix, _get(v, "NETMASK" + suffix, validate.netmask)))
+    if not lengths:
+        notices.append(f"{raw.entry}, line {raw.line}: {key} has no prefix; using "
+                       f"/{DEFAULT_PREFIX4}")
+        lengths.append((key, DEFAULT_PREFIX4))
+    first_key, length = lengths[0]
+    for other_key, other in lengths[1:]:
+        if other != length:
+            bad = v[other_key]
+            raise bad.error(other_key, f"says /{other} but {first_key} says /{length}")
+    return _check(Value(raw.value, raw.entry, raw.line), key,
+                  lambda _: validate.host_interface(addr, length))
+
+
+def _ipv6_with_prefix(raw: Value, key: str, word: str) -> IPInterface:
+    text, slash, length = word.partition("/")
+    addr = _check(Value(text, raw.entry, raw.line), key, validate.ipv6_address)
+    n = _check(Value(length, raw.entry, raw.line), key,
+               lambda s: validate.prefix(s, 6)) if slash else DEFAULT_PREFIX6
+    return _check(raw, key, lambda _: validate.host_interface(addr, n))
+
+
+def _route(raw: Value, key: str) -> Route:
+    words = raw.value.split()
+    if not words:
+        raise raw.error(key, "is empty; expected 'DEST/PREFIX via GATEWAY [metric N]'")
+    dest_text, rest = words[0], words[1:]
+    if dest_text == "default":
+        dest_text = "::/0" if any(":" in w for w in rest) else "0.0.0.0/0"
+    dest = _check(Value(dest_text, raw.entry, raw.line), key, validate.network)
+    gateway: Optional[IPAddress] = None
+    metric: Optional[int] = None
+    while rest:
+        if len(rest) < 2 or rest[0] not in ("via", "metric"):
+            raise raw.error(key, f"expected 'via GATEWAY' or 'metric N', got {' '.join(rest)!r}")
+        word, arg, rest = rest[0], rest[1], rest[2:]
+        if word == "via":
+            gateway = _check(Value(arg, raw.entry, raw.line), key, validate.ip_address)
+            if gateway.version != dest.version:
+                raise raw.error(key, f"gateway {gateway} is not of the family of {dest}")
+        else:
+            metric = _check(Value(arg, raw.entry, raw.line), key, validate.metric)
+    return Route(dest, gateway, metric)
+
+
+def _check(v: Value, key: str, fn: Callable[[str], T]) -> T:
+    try:
+        return fn(v.value)
+    except ValueError as e:
+        raise v.error(key, str(e)) from None
+
+
+def _get(values: dict[str, Value], key: str, fn: Callable[[str], T]) -> T:
+    return _check(values[key], key, fn)
+
+
+def _opt(values: dict[str, Value], key: str, fn: Callable[[str], T]) -> Optional[T]:
+    return _check(values[key], key, fn) if key in values else None
+
+
+__all__ = ["NetDev", "Result", "build", "ipaddress"]
