@@ -6,7 +6,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from fwcfg_model import (
+
+from .fwcfg_model import (
     DATA,
     SELECTOR,
     Access,

@@ -5,7 +5,15 @@ from __future__ import annotations
 import struct
 
 import pytest
-from fwcfg_model import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fwcfg_agent.errors import NoDeviceError, SourceError
+from fwcfg_agent.fakeroot import QEMU_Q35_ITEMS
+from fwcfg_agent.sources.base import EntryInfo
+from fwcfg_agent.sources.raw import RawSource, probe, read_directory, read_item
+
+from .fwcfg_model import (
     FwCfgModel,
     ModelViolation,
     dir_record,
@@ -14,13 +22,6 @@ from fwcfg_model import (
     rd,
     sel,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from fwcfg_agent.errors import NoDeviceError, SourceError
-from fwcfg_agent.fakeroot import QEMU_Q35_ITEMS
-from fwcfg_agent.sources.base import EntryInfo
-from fwcfg_agent.sources.raw import RawSource, probe, read_directory, read_item
 
 MIB = 1 << 20
 USER = {

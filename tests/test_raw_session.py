@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
-from fwcfg_model import IOPORTS_UNCLAIMED, FakeKernel, FwCfgModel, ModelViolation, rd, sel
 
 from fwcfg_agent.errors import NoDeviceError, SourceError
 from fwcfg_agent.sources import raw
 from fwcfg_agent.sources.raw import RawSource, ioperm_error_message, open_raw_source
+
+from .fwcfg_model import IOPORTS_UNCLAIMED, FakeKernel, FwCfgModel, ModelViolation, rd, sel
 
 MIB = 1 << 20
 USER = {"opt/org.example/net": b"address=10.0.0.2/24\n"}
@@ -57,15 +60,48 @@ def test_no_acpi_device_no_dt_node_touches_nothing(tmp_path: Path) -> None:
         open_src(tmp_path, never_open)
 
 
-def test_real_root_without_qemu0002_refuses_before_any_port(tmp_path: Path) -> None:
-    """On this host (not a QEMU guest) nothing may reach port 0x510, with any opener."""
-    if list(Path("/sys/bus/acpi/devices").glob("QEMU0002:*")):
-        pytest.skip("this machine is a QEMU guest")
-    with pytest.raises(NoDeviceError):
-        open_raw_source(Path("/"), max_entry_size=MIB, port_opener=never_open)
-    # and with the real port layer: the device check comes first, so _portio is never loaded
-    with pytest.raises(NoDeviceError):
-        open_raw_source(Path("/"), max_entry_size=MIB)
+# Paths of the real machine the refusal below may look at (read only); the suite's tripwire
+# forbids them in general, so this one test lifts it and checks the paths itself.
+_REAL_ALLOWED = ("/sys/bus/acpi/devices", "/proc/device-tree", "/sys/firmware/devicetree/base")
+_real_seen: list[str] | None = None
+
+
+def _record_real_paths(event: str, args: tuple[object, ...]) -> None:
+    if _real_seen is None or event not in ("open", "os.listdir", "os.scandir") or not args:
+        return
+    path = args[0]
+    if isinstance(path, (str, bytes, os.PathLike)):
+        _real_seen.append(os.path.normpath(os.fsdecode(path)))
+
+
+sys.addaudithook(_record_real_paths)
+
+
+def test_real_root_without_qemu0002_refuses_before_any_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On this host (not a QEMU guest) nothing may reach port 0x510, with any opener: the device
+    check comes first, looks only at where QEMU0002 / the DT node would be, and stops."""
+    global _real_seen
+    from . import conftest
+
+    monkeypatch.setattr(conftest, "_armed", False)
+    _real_seen = []
+    try:
+        if glob.glob("/sys/bus/acpi/devices/QEMU0002:*"):
+            pytest.skip("this machine is a QEMU guest")
+        with pytest.raises(NoDeviceError):
+            open_raw_source(Path("/"), max_entry_size=MIB, port_opener=never_open)
+        # with the real port layer too: _portio is never even imported
+        with pytest.raises(NoDeviceError):
+            open_raw_source(Path("/"), max_entry_size=MIB)
+        seen = list(_real_seen)
+    finally:
+        _real_seen = None
+    absolute = [p for p in seen if p.startswith("/")]
+    assert absolute, "the check looked nowhere"
+    for p in absolute:
+        assert p.startswith(_REAL_ALLOWED), f"the refusal touched {p}"
 
 
 def test_test_root_never_gets_the_real_ports(tmp_path: Path) -> None:
