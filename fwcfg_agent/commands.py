@@ -229,15 +229,16 @@ def cmd_show(opts: Options, as_json: bool) -> int:
             formats = [f.value for f in planned.formats]
         except PayloadError as e:
             error = str(e)
-    doc = {"source": collected.source, "entries": collected.describe(), "settings": settings,
+    entries = collected.describe()
+    doc = {"source": collected.source, "entries": entries, "settings": settings,
            "formats": formats, "warnings": warnings, "error": error}
     if as_json:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print(f"source: {collected.source}")
-        for e in doc["entries"]:  # type: ignore[attr-defined]
-            print(f"entry {e['name']}: {e['size']} bytes, sha256 {e['sha256']}")
+        for entry in entries:
+            print(f"entry {entry['name']}: {entry['size']} bytes, sha256 {entry['sha256']}")
         if error:
             print(f"error: {error}")
         if settings:

@@ -61,7 +61,8 @@ def new_run_id() -> str:
 
 def now_iso() -> str:
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1e6) % 1000000:06d}Z"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z"
 
 
 class Journal:

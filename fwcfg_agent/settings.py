@@ -208,7 +208,7 @@ def _interface(
     gateway = _opt(v, "GATEWAY", validate.ipv4_address)
     gateway6 = _opt(v, "IPV6_DEFAULTGW", validate.ipv6_address)
     for gw, key in ((gateway, "GATEWAY"), (gateway6, "IPV6_DEFAULTGW")):
-        if gw is not None and not boot is BootProto.DHCP and not any(
+        if gw is not None and boot is not BootProto.DHCP and not any(
             gw in a.network for a in addresses
         ) and not (gw.version == 6 and gw.is_link_local):
             warnings.append(

@@ -41,7 +41,8 @@ def test_first_boot_writes_everything(guest_root: Path) -> None:
                           "/etc/systemd/network/10-fwcfg-ens3.network"}
     assert files["/etc/hostname"]["action"] == "created"
     assert files["/etc/hosts"]["action"] == "updated" and files["/etc/hosts"]["backup"]
-    (entry,) = run["entries"]  # type: ignore[misc]
+    entries: list[dict[str, object]] = run["entries"]  # type: ignore[assignment]
+    (entry,) = entries
     assert entry["name"] == "opt/GuestInfo" and entry["size"] == len(SOMLO["opt/GuestInfo"])
 
 

@@ -66,5 +66,7 @@ class Templates:
             raise ConfigError(f"template {name} not found (packaged templates: "
                               f"{packaged_template_dir()})") from None
         except jinja2.TemplateError as e:
-            where = f"{e.filename}:{e.lineno}" if isinstance(e, jinja2.TemplateSyntaxError) else name
+            where = name
+            if isinstance(e, jinja2.TemplateSyntaxError):
+                where = f"{e.filename or name}:{e.lineno}"
             raise ConfigError(f"template {where}: {e}") from e
