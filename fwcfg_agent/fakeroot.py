@@ -40,7 +40,8 @@ def write_fwcfg_tree(
 ) -> dict[str, int]:
     """Create ROOT/sys/firmware/qemu_fw_cfg holding QEMU's items and `entries`.
 
-    An existing tree is replaced, as at a new boot. Returns the name -> key map. Keys are assigned in sorted name order, as QEMU does.
+    An existing tree is replaced, as at a new boot. Returns the name -> key map. Keys are
+    assigned in sorted name order, as QEMU does.
     """
     tree = root / "sys/firmware/qemu_fw_cfg"
     if tree.exists():  # a new boot: QEMU numbers the items afresh
