@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .errors import StateError
-from .fsutil import atomic_remove, atomic_write, read_or_none, sha256
+from .fsutil import atomic_remove, atomic_write, clean_stale_temps, read_or_none, sha256
 from .journal import Journal, ManagedFile, State
 from .log import MSG_FILE, Log
 from .paths import Root
@@ -99,8 +99,8 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
     for c in changes:
         if c.path not in {f.path for f in plan.files}:
             new_files.pop(c.path, None)
-    pending = State(new_files, None, plan.hostname, run)
-    journal.save_state(pending)  # no fingerprint: an interrupted run is redone in full
+    pending = State(new_files, plan.hostname, run)
+    journal.save_state(pending)
     for c in changes:
         target = root / c.path
         if c.after is None:
@@ -120,6 +120,8 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
         records.append(rec)
         log.info(f"{c.action} {c.path}", MSG_FILE, path=c.path, action=c.action, run=run,
                  sha256=rec["sha256_after"], backup=rec["backup"])
+    for directory in sorted({(root / c.path).parent for c in changes} | {journal.dir}):
+        clean_stale_temps(directory)
     state.files = new_files
     state.hostname = plan.hostname
     state.run = run

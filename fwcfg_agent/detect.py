@@ -23,7 +23,7 @@ _EL = ("rhel", "centos", "rocky", "almalinux", "ol", "fedora")
 
 
 def _el_major(facts: Facts) -> int | None:
-    ids = [facts.os_release.get("ID", "")] + facts.os_release.get("ID_LIKE", "").split()
+    ids = [facts.os_release.get("ID", ""), *facts.os_release.get("ID_LIKE", "").split()]
     if not any(i in _EL for i in ids):
         return None
     if facts.os_release.get("ID") == "fedora":

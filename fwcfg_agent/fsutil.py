@@ -67,6 +67,18 @@ def atomic_write(path: Path, data: bytes, mode: int, *, selinux: bool = False) -
         restorecon(path)
 
 
+def clean_stale_temps(directory: Path) -> None:
+    """Remove temp files that a killed run left behind (never a target file)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".") and ".fwcfg-agent." in name and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+
+
 def atomic_remove(path: Path) -> None:
     try:
         os.unlink(path)

@@ -115,7 +115,8 @@ def _parse_value(entry: str, number: int, key: str, s: str) -> str:
                     i += 2
                     continue
                 if c in "$`":
-                    raise fail(f"{c!r} would be expanded by a shell; escape it or use single quotes")
+                    raise fail(f"{c!r} would be expanded by a shell; escape it or use single "
+                               "quotes")
                 out.append(c)
                 i += 1
         elif c in " \t":

@@ -97,10 +97,13 @@ def build(
             )
 
     by_mac = {d.mac: d.name for d in netdevs}
+    # The default NIC is the first Ethernet NIC that no entry picks by HWADDR or DEVICE.
+    claimed = {by_mac.get(i[1]) if i[0] == "mac" else i[1] for i in groups if i is not None}
+    free = [d for d in netdevs if d.name not in claimed]
     interfaces: list[Interface] = []
     names: dict[str, str] = {}
     for ident, values in groups.items():
-        iface = _interface(ident, values, by_mac, netdevs, default_interface, notices, warnings)
+        iface = _interface(ident, values, by_mac, free, default_interface, notices, warnings)
         first = names.get(iface.name)
         if first is not None:
             raise PayloadError(
@@ -208,7 +211,7 @@ def _interface(
     gateway = _opt(v, "GATEWAY", validate.ipv4_address)
     gateway6 = _opt(v, "IPV6_DEFAULTGW", validate.ipv6_address)
     for gw, key in ((gateway, "GATEWAY"), (gateway6, "IPV6_DEFAULTGW")):
-        if gw is not None and not boot is BootProto.DHCP and not any(
+        if gw is not None and boot is not BootProto.DHCP and not any(
             gw in a.network for a in addresses
         ) and not (gw.version == 6 and gw.is_link_local):
             warnings.append(
