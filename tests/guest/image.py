@@ -86,6 +86,7 @@ def install_agent(repo: Path, root: Path) -> None:
         init = site / "templates" / "__init__.py"
         if not init.exists():
             init.write_text("")
+    _build_extensions(repo, site, root)
     script = root / "usr/bin/fwcfg-agent"
     script.write_text(
         "#!/usr/bin/python3\nfrom fwcfg_agent.cli import main\nraise SystemExit(main())\n"
@@ -97,6 +98,35 @@ def install_agent(repo: Path, root: Path) -> None:
         root / "etc/systemd/system/sysinit.target.wants/fwcfg-agent.service",
         "/usr/lib/systemd/system/fwcfg-agent.service",
     )
+
+
+def guest_python(root: Path) -> str:
+    """The guest's Python version, "3.11" on Debian 12."""
+    target = os.readlink(root / "usr/bin/python3")
+    return target.rsplit("python", 1)[-1]
+
+
+def _build_extensions(repo: Path, site: Path, root: Path) -> None:
+    """Compiles the agent's C helpers (the raw reader's _portio) for the guest's Python.
+
+    The host is the same Debian release as the guest, so the host's compiler and the guest
+    Python's headers (python3-dev) give a module the guest can load. Without them the module is
+    left out, as setup.py does: the agent then has no raw reader, and the raw-reader test says so.
+    """
+    version = guest_python(root)
+    include = Path(f"/usr/include/python{version}")
+    tag = f"cpython-{version.replace('.', '')}-x86_64-linux-gnu"
+    for src in sorted((repo / "fwcfg_agent").rglob("*.c")):
+        rel = src.relative_to(repo / "fwcfg_agent").with_suffix("")
+        out = site / rel.parent / f"{rel.name}.{tag}.so"
+        if not (include / "Python.h").exists() or shutil.which("gcc") is None:
+            print(f"guest image: cannot build {rel} (no gcc or {include}/Python.h)")
+            continue
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-O2", "-Wall", f"-I{include}", str(src), "-o", str(out)],
+            check=True,
+        )
+        (site / rel.parent / src.name).unlink(missing_ok=True)
 
 
 def agent_available(repo: Path = REPO) -> bool:
