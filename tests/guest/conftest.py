@@ -3,13 +3,15 @@
 The image is built once per machine (cached under $FWCFG_CACHE/images/<hash>), the agent is
 installed into a copy of it once per session, and each test boots qcow2 overlays of it. Boot
 times and `systemd-analyze blame` lines are printed at the end of the run and written to
-build/guest-report.json (FWCFG_GUEST_REPORT overrides the path).
+build/guest-report.json (FWCFG_GUEST_REPORT overrides the path). Disks, console logs and the
+guests' results go to pytest's temporary directory, or under $FWCFG_GUEST_WORKDIR if set.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,9 +38,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if missing:
         pytest.fail(f"real-guest tests need {', '.join(missing)}: run tools/bootstrap")
     base = image.build_base_image()
+    keep = os.environ.get("FWCFG_GUEST_WORKDIR")  # keep disks, consoles, results for a look
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="guests-", dir=keep)) if keep else None
     the_lab = Lab(
         base=base,
-        workdir=tmp_path_factory.mktemp("guests"),
+        workdir=workdir or tmp_path_factory.mktemp("guests"),
         with_agent=image.agent_available(),
     )
     _LABS.append(the_lab)

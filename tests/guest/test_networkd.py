@@ -153,8 +153,13 @@ def test_changed_ip_changes_only_what_it_must(seq: Boots) -> None:
     runs = checks.apply_runs_this_boot(changed)
     assert [r["outcome"] for r in runs] == ["changed"], runs
     touched = {f["path"] for f in runs[0]["files"]}
-    # the hostname did not change: its files stay; only the network file(s) change
-    assert touched and all(p.startswith("/etc/systemd/network/") for p in touched), touched
+    # the hostname did not change: /etc/hostname stays; the network file changes, and so may
+    # /etc/hosts (it maps the name to the address); every file that changed carries the new IP
+    assert "/etc/hostname" not in touched, touched
+    assert any(p.startswith("/etc/systemd/network/") for p in touched), touched
+    for path in touched:
+        content = changed.file(path) or ""
+        assert "192.168.122.51" in content and "192.168.122.50" not in content, (path, content)
     diff = {
         p
         for p in checks.etc_changes(second.etc(), changed.etc())
