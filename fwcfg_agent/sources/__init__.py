@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +39,8 @@ def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
     except Exception as e:  # no udev in an early initrd, no netlink permission: poll instead
         log.debug(f"udev monitor unavailable ({e}); polling for {tree}")
         monitor = None
+    import subprocess
+
     try:
         subprocess.run(["modprobe", "-q", "qemu_fw_cfg"], check=False, timeout=timeout or 1,
                        capture_output=True)
