@@ -171,7 +171,7 @@ def main() -> int:
             base_med = statistics.median(times["baseline"])
             out: dict[str, Any] = {}
             for case, xs in times.items():
-                row = stats(xs)
+                row: dict[str, Any] = dict(stats(xs))
                 row["ratio"] = statistics.median(xs) / base_med
                 row["peak_rss_kib"] = max(rss[case])
                 if case != "baseline":
