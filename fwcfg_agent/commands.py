@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from . import __version__, fast
 from .apply import compute_changes, execute, undo
@@ -24,8 +23,7 @@ from .pipeline import Collected, Planned, collect, make_plan
 from .render.env import Templates
 
 
-@dataclass
-class Options:
+class Options(NamedTuple):
     root: Root
     config_file: Optional[Path]
     source: Optional[str]

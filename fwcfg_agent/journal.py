@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .errors import StateError
 from .fsutil import atomic_write
@@ -23,8 +22,7 @@ STATE = "state.json"
 BACKUPS = "backups"
 
 
-@dataclass
-class ManagedFile:
+class ManagedFile(NamedTuple):
     sha256: str
     mode: int
     format: str
@@ -34,16 +32,21 @@ class ManagedFile:
     shared: bool = False  # a file the agent shares with the admin (/etc/hosts block)
 
 
-@dataclass
 class State:
-    files: dict[str, ManagedFile] = field(default_factory=dict)
-    hostname: Optional[str] = None
-    run: Optional[str] = None
+    """The agent's state: mutable, saved whole by Journal.save_state."""
+
+    __slots__ = ("files", "hostname", "run")
+
+    def __init__(self, files: Optional[dict[str, ManagedFile]] = None,
+                 hostname: Optional[str] = None, run: Optional[str] = None) -> None:
+        self.files: dict[str, ManagedFile] = files if files is not None else {}
+        self.hostname = hostname
+        self.run = run
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "files": {p: asdict(f) for p, f in sorted(self.files.items())},
+            "files": {p: f._asdict() for p, f in sorted(self.files.items())},
             "hostname": self.hostname,
             "run": self.run,
         }

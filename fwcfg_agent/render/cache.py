@@ -69,7 +69,8 @@ def precompile(dest: Path | None = None) -> list[str]:
     from .env import Templates, packaged_template_dir
 
     out = dest or packaged_cache_dir(packaged_template_dir())
-    templates = Templates(cache_dir=out)
+    templates = Templates()
+    templates.env.bytecode_cache = TemplateCache([], out)  # compile everything, read nothing
     names = sorted(n for n in templates.env.list_templates() if n.endswith(".j2"))
     for name in names:
         templates.env.get_template(name)
