@@ -75,10 +75,14 @@ def test_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
     assert t.render("hostname.j2", config=C()) == "h2\n"
 
 
-def test_apply_fills_the_runtime_cache(tmp_path: Path) -> None:
+def test_apply_fills_the_runtime_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fwcfg_agent.render import env
+
     from .agent import agent
     from .conftest import make_guest_root
 
+    # as after a pip install: no compiled templates shipped in the package
+    monkeypatch.setattr(env, "packaged_cache_dir", lambda _d: tmp_path / "none")
     root = make_guest_root(tmp_path / "root", {"opt/GuestInfo": b"HOSTNAME=a\nIPADDR=10.0.0.5\n"})
     assert agent(root, "apply").code == 0
     cached = list((root / "var/cache/fwcfg-agent/templates").iterdir())
