@@ -99,8 +99,8 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
     for c in changes:
         if c.path not in {f.path for f in plan.files}:
             new_files.pop(c.path, None)
-    pending = State(new_files, None, plan.hostname, run)
-    journal.save_state(pending)  # no fingerprint: an interrupted run is redone in full
+    pending = State(new_files, plan.hostname, run)
+    journal.save_state(pending)
     for c in changes:
         target = root / c.path
         if c.after is None:

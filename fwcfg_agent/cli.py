@@ -3,17 +3,15 @@ exit codes; tracebacks only with --debug."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Optional
 
-from . import __version__
-from .errors import AgentError
-from .log import MSG_INVALID, Log
-from .model import Format
-from .paths import Root
+from . import __version__, fast
+
+TYPE_CHECKING = False  # typing is not loaded at start-up: the fast path does without it
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Optional
 
 EXIT_CODES = """\
 exit codes:
@@ -28,6 +26,11 @@ exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
+    from .model import Format
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
                         help="work on the tree at DIR: /sys input, /etc output, state (default /)")
@@ -74,7 +77,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    code = fast.run(argv)  # a boot where nothing changed ends here, cheaply
+    if code is not None:
+        return code
+    _terminate_on_sigterm()
     args = _parser().parse_args(argv)
+
+    from .errors import AgentError
+    from .log import MSG_INVALID, Log
+    from .model import Format
+    from .paths import Root
+
     log = Log(debug=args.debug)
     try:
         from . import commands
@@ -106,6 +120,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
+
+
+def _terminate_on_sigterm() -> None:
+    """systemd's start timeout sends SIGTERM: unwind (finally blocks rebind the fw_cfg driver
+    and release the lock) instead of dying on the spot."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from . import __version__
+from . import __version__, fast
 from .apply import compute_changes, execute, undo
 from .config import AgentConfig, load
 from .errors import AgentError, NoDeviceError, PayloadError, StateError
 from .facts import Facts, gather
-from .fsutil import read_or_none, selinux_enabled, sha256
+from .fsutil import read_or_none, selinux_enabled
 from .journal import Journal, State, new_run_id, now_iso
 from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .model import Format
 from .paths import Root
-from .pipeline import Collected, Planned, collect, fingerprint, make_plan
+from .pipeline import Collected, Planned, collect, make_plan
 from .render.env import Templates
 
 
@@ -108,13 +108,6 @@ def cmd_apply(opts: Options) -> int:
             opts.log.warning(f"{e}; starting with an empty state")
             state = State()
         facts = _gather_facts(opts, config)
-        digest = fingerprint(root, collected, facts, opts.formats, __version__)
-        if not opts.dry_run and state.fingerprint == digest and _files_intact(root, state):
-            _set_hostname(opts, config, state.hostname)
-            opts.log.info("nothing changed", MSG_UNCHANGED, source=collected.source)
-            journal.append(_record(opts, "apply", "unchanged", source=collected.source,
-                                   entries=collected.describe(), files=[]))
-            return 0
         try:
             planned = _plan(opts, config, collected, facts)
         except PayloadError as e:
@@ -126,9 +119,9 @@ def cmd_apply(opts: Options) -> int:
         run = new_run_id()
         records = execute(changes, planned.plan, root, journal, state, run,
                           selinux=selinux_enabled(root.is_host), log=opts.log)
-        state.fingerprint = digest
         journal.save_state(state)
         _set_hostname(opts, config, planned.plan.hostname)
+        _record_snapshot(opts, config, collected, planned)
         outcome = "changed" if records else "unchanged"
         journal.append(_record(opts, "apply", outcome, run=run, source=collected.source,
                                entries=collected.describe(),
@@ -144,12 +137,24 @@ def cmd_apply(opts: Options) -> int:
         return 0
 
 
-def _files_intact(root: Root, state: State) -> bool:
-    for path, managed in state.files.items():
-        data = read_or_none(root / path)
-        if data is None or sha256(data) != managed.sha256:
-            return False
-    return True
+def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
+                     planned: Planned) -> None:
+    """Let the next boot prove cheaply that nothing changed (see fast.py). Only a run the unit
+    would make (no command-line overrides) through sysfs is recorded."""
+    root = str(opts.root.path.resolve())
+    if opts.formats or opts.config_file or opts.source or collected.source != "sysfs":
+        fast.forget(root)
+        return
+    entries = [(e.info.key, e.data) for e in collected.entries]
+    files = [(f.path, f.content) for f in planned.plan.files]
+    hostname = planned.plan.hostname if config.set_hostname else None
+    entries_json = json.dumps(collected.describe(), sort_keys=True, separators=(",", ":"))
+    try:
+        fast.record(root, fast.input_items(root, entries, files, hostname,
+                                           entries_json.encode()))
+    except (OSError, ValueError) as e:
+        fast.forget(root)
+        opts.log.debug(f"no snapshot for the fast path: {e}")
 
 
 def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:
@@ -314,7 +319,7 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
         except StateError:
             state = State()
         # The files no longer match what fw_cfg asks for: the next apply runs in full.
-        state.fingerprint = None
+        fast.forget(str(root.path))
         for rec in records:
             managed = state.files.get(rec["path"])
             if managed is not None and rec["sha256_after"] != managed.sha256:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .errors import PayloadError
+from .fast import MANAGER_MARKERS, MANAGER_UNITS, WANTS_DIRS
 from .paths import Root
 from .payload import parse
 from .settings import NetDev
@@ -19,7 +20,7 @@ class Facts:
     os_release: dict[str, str] = field(default_factory=dict)
     netdevs: tuple[NetDev, ...] = ()
     hosts: Optional[str] = None  # the current /etc/hosts, for the managed block
-    installed: frozenset[str] = frozenset()  # see MANAGER_MARKERS
+    installed: frozenset[str] = frozenset()  # see fast.MANAGER_MARKERS
     enabled: frozenset[str] = frozenset()
 
     @property
@@ -27,24 +28,7 @@ class Facts:
         return "cloud-init" in self.installed
 
 
-# Files whose presence says a network manager (or cloud-init) is installed.
-MANAGER_MARKERS: dict[str, tuple[str, ...]] = {
-    "netplan": ("usr/sbin/netplan", "usr/bin/netplan", "usr/lib/netplan/generate",
-                "lib/netplan/generate"),
-    "nm": ("usr/sbin/NetworkManager",),
-    "networkd": ("usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"),
-    "ifupdown": ("usr/sbin/ifup", "sbin/ifup"),
-    "ifcfg": ("etc/sysconfig/network-scripts/ifup-eth", "usr/libexec/nm-ifcfg-rh"),
-    "cloud-init": ("usr/bin/cloud-init", "etc/cloud/cloud.cfg"),
-}
-# Units whose enablement (a wants/ link) says the manager is the one in use.
-MANAGER_UNITS: dict[str, str] = {
-    "nm": "NetworkManager.service",
-    "networkd": "systemd-networkd.service",
-    "ifupdown": "networking.service",
-}
-_WANTS_DIRS = ("multi-user.target.wants", "network-online.target.wants", "sysinit.target.wants")
-
+_WANTS_DIRS = WANTS_DIRS
 
 def read_os_release(root: Root) -> dict[str, str]:
     for rel in ("etc/os-release", "usr/lib/os-release"):

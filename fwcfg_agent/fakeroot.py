@@ -9,6 +9,7 @@ dropped when a name is also a directory component, exactly as the kernel does.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -39,10 +40,13 @@ def write_fwcfg_tree(
 ) -> dict[str, int]:
     """Create ROOT/sys/firmware/qemu_fw_cfg holding QEMU's items and `entries`.
 
-    Returns the name -> key map. Keys are assigned in sorted name order, as QEMU does.
+    An existing tree is replaced, as at a new boot. Returns the name -> key map. Keys are
+    assigned in sorted name order, as QEMU does.
     """
     tree = root / "sys/firmware/qemu_fw_cfg"
-    (tree / "by_key").mkdir(parents=True, exist_ok=True)
+    if tree.exists():  # a new boot: QEMU numbers the items afresh
+        shutil.rmtree(tree)
+    (tree / "by_key").mkdir(parents=True)
     (tree / "rev").write_text(f"{rev}\n")
     items: dict[str, bytes] = {name: bytes(size) for name, size in qemu_items}
     items.update(entries)

@@ -1,8 +1,8 @@
 """The change journal and the agent's state, under ROOT/var/lib/fwcfg-agent/.
 
 - `journal.jsonl`: one JSON object per run, appended (format in the README).
-- `state.json`: the files the agent manages now, their digests, and the fingerprint of the
-  inputs of the last full run (for the steady-state fast path).
+- `state.json`: the files the agent manages now, their digests, and what they held before.
+- `snapshot`: the inputs and outputs of the last full run, for the fast path (fast.py).
 - `backups/<run>/<path>`: the bytes a run replaced or removed, for `rollback`.
 """
 
@@ -39,7 +39,6 @@ class ManagedFile:
 @dataclass
 class State:
     files: dict[str, ManagedFile] = field(default_factory=dict)
-    fingerprint: Optional[str] = None
     hostname: Optional[str] = None
     run: Optional[str] = None
 
@@ -47,7 +46,6 @@ class State:
         return {
             "version": 1,
             "files": {p: asdict(f) for p, f in sorted(self.files.items())},
-            "fingerprint": self.fingerprint,
             "hostname": self.hostname,
             "run": self.run,
         }
@@ -91,7 +89,7 @@ class Journal:
         try:
             raw = json.loads((self.dir / STATE).read_bytes())
             files = {p: ManagedFile(**f) for p, f in raw.get("files", {}).items()}
-            return State(files, raw.get("fingerprint"), raw.get("hostname"), raw.get("run"))
+            return State(files, raw.get("hostname"), raw.get("run"))
         except FileNotFoundError:
             return State()
         except (OSError, ValueError, TypeError) as e:

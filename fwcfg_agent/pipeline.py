@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -83,31 +81,3 @@ def make_plan(collected: Collected, config: AgentConfig, override: Optional[Sequ
     formats = choose_formats(config, override, facts)
     plan = render(result.config, formats, facts, templates)
     return Planned(tuple(payloads), result, formats, plan)
-
-
-def fingerprint(root: Root, collected: Collected, facts: Facts,
-                override: Optional[Sequence[Format]], version: str) -> str:
-    """A digest of every input of a full run: same digest and same files ⇒ nothing to do."""
-    h = hashlib.sha256()
-
-    def add(obj: object) -> None:
-        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-
-    add(version)
-    add([str(f) for f in override or ()])
-    for rel in ("etc/fwcfg-agent/agent.conf",):
-        try:
-            add(sha256((root / rel).read_bytes()))
-        except OSError:
-            add(None)
-    tdir = root.template_dir
-    overrides = sorted(p for p in tdir.iterdir()) if tdir.is_dir() else []
-    add([(p.name, sha256(p.read_bytes())) for p in overrides if p.is_file()])
-    add(facts.os_release)
-    add([(d.name, d.mac) for d in facts.netdevs])
-    add(sorted(facts.installed))
-    add(sorted(facts.enabled))
-    add(collected.source)
-    add([(e.name, sha256(e.data)) for e in collected.entries])
-    return h.hexdigest()

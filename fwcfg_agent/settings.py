@@ -97,10 +97,13 @@ def build(
             )
 
     by_mac = {d.mac: d.name for d in netdevs}
+    # The default NIC is the first Ethernet NIC that no entry picks by HWADDR or DEVICE.
+    claimed = {by_mac.get(i[1]) if i[0] == "mac" else i[1] for i in groups if i is not None}
+    free = [d for d in netdevs if d.name not in claimed]
     interfaces: list[Interface] = []
     names: dict[str, str] = {}
     for ident, values in groups.items():
-        iface = _interface(ident, values, by_mac, netdevs, default_interface, notices, warnings)
+        iface = _interface(ident, values, by_mac, free, default_interface, notices, warnings)
         first = names.get(iface.name)
         if first is not None:
             raise PayloadError(

@@ -146,3 +146,10 @@ def test_same_nic_picked_two_ways_is_an_error() -> None:
 def test_off_link_gateway_warns() -> None:
     r = run(("opt/n", "IPADDR=10.0.0.5/24\nGATEWAY=172.16.0.1\n"))
     assert any("not in any of" in w for w in r.warnings)
+
+
+def test_default_nic_skips_nics_picked_by_mac() -> None:
+    r = run(("opt/GuestInfo", "IPADDR=10.0.0.5\n"),
+            ("opt/net", "HWADDR=52:54:00:00:00:01\nIPADDR=10.1.0.5\n"))
+    assert {i.name: str(i.addresses[0]) for i in r.config.interfaces} == {
+        "ens3": "10.1.0.5/24", "ens4": "10.0.0.5/24"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,41 @@ def netmask(iface: ipaddress.IPv4Interface) -> str:
     return str(iface.netmask)
 
 
+# Fixed namespace for the stable ids the templates derive (NetworkManager connection uuids).
+UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/fwcfg-agent")
+
+
+def uuid5(value: object) -> str:
+    """A uuid that depends only on `value`: the same interface gets the same uuid on every run."""
+    return str(uuid.uuid5(UUID_NAMESPACE, str(value)))
+
+
+def offlink(gateway: Any, iface: Any) -> bool:
+    """Jinja test: no static subnet of `iface` holds `gateway` (a link-local IPv6 gateway is
+    always on the link). The formats must then mark the route on-link, or the kernel refuses it
+    ("Nexthop has invalid gateway"). A DHCP-only interface has no static subnet: its gateways are
+    off-link by this definition, which is harmless (on-link only skips the kernel's check)."""
+    if gateway is None:
+        return False
+    if gateway.version == 6 and gateway.is_link_local:
+        return False
+    return not any(a.version == gateway.version and gateway in a.network
+                   for a in iface.addresses)
+
+
+def carries_dns(iface: Any, config: Any) -> bool:
+    """Jinja test: the host's DNS servers and search domains are written for `iface`. They go to
+    every interface with static addresses; when none has any, to the DHCP ones; when there are
+    none of those either, to all (so that they are never silently dropped)."""
+    if not (config.dns or config.search):
+        return False
+    if any(i.addresses for i in config.interfaces):
+        return bool(iface.addresses)
+    if any(i.dhcp for i in config.interfaces):
+        return bool(iface.dhcp)
+    return True
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
@@ -57,7 +93,8 @@ class Templates:
             keep_trailing_newline=True,
         )
         self.env.filters.update(shquote=shquote, yamlstr=yamlstr, keyfile=keyfile,
-                                netmask=netmask)
+                                netmask=netmask, uuid5=uuid5)
+        self.env.tests.update(offlink=offlink, carries_dns=carries_dns)
 
     def render(self, name: str, **context: Any) -> str:
         try:

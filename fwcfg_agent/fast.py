@@ -1,0 +1,347 @@
+"""The boot-time fast path: prove cheaply that nothing changed, or hand over to the full path.
+
+After every full run the agent records a *snapshot*: every input the full path depended on (the
+fw_cfg directory and the entries it read, agent.conf, template overrides, os-release, the NICs,
+which network managers are installed) and the exact bytes of every file it manages. At the next
+boot this module re-reads the same things and compares bytes. Equal: nothing to do, and none of
+jinja2, pyudev, systemd-python, argparse, json or the model is imported. Any difference, any
+doubt, any option on the command line: the full path runs. No hashing is needed, because the
+snapshot holds the bytes themselves.
+
+Only modules that Python has already loaded at start-up (os, sys) and builtin C modules are
+imported here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import __version__
+
+# typing and collections.abc are not loaded at start-up; mypy reads them, Python does not.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Optional
+
+    # An item: (kind, path relative to the root, bytes or None for "missing").
+    #   f: a file's bytes   d: a directory's sorted names   e: b"1" if the path exists
+    #   v: the agent's version   h: the hostname set   j: the journal's entry list (JSON)
+    Item = tuple[str, str, Optional[bytes]]
+
+SNAPSHOT = "var/lib/fwcfg-agent/snapshot"
+JOURNAL = "var/lib/fwcfg-agent/journal.jsonl"
+STATE = "var/lib/fwcfg-agent/state.json"
+LOCK = "run/fwcfg-agent.lock"
+MAGIC = b"fwcfg-agent-snapshot 1\n"
+FWCFG = "sys/firmware/qemu_fw_cfg"
+CONFIG = "etc/fwcfg-agent/agent.conf"
+TEMPLATES = "etc/fwcfg-agent/templates"
+
+MSG_UNCHANGED = "9aff2b147c144ded8d0b5f889b7eb995"
+MSG_NOTHING = "f7a58138bf6a42929ab34b21d02ef6ab"
+
+# Files whose presence says a network manager (or cloud-init) is installed.
+MANAGER_MARKERS: dict[str, tuple[str, ...]] = {
+    "netplan": ("usr/sbin/netplan", "usr/bin/netplan", "usr/lib/netplan/generate",
+                "lib/netplan/generate"),
+    "nm": ("usr/sbin/NetworkManager",),
+    "networkd": ("usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"),
+    "ifupdown": ("usr/sbin/ifup", "sbin/ifup"),
+    "ifcfg": ("etc/sysconfig/network-scripts/ifup-eth", "usr/libexec/nm-ifcfg-rh"),
+    "cloud-init": ("usr/bin/cloud-init", "etc/cloud/cloud.cfg"),
+}
+# Units whose enablement (a wants/ link) says the manager is the one in use.
+MANAGER_UNITS: dict[str, str] = {
+    "nm": "NetworkManager.service",
+    "networkd": "systemd-networkd.service",
+    "ifupdown": "networking.service",
+}
+WANTS_DIRS = ("multi-user.target.wants", "network-online.target.wants", "sysinit.target.wants")
+OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+NETDEV_FILES = ("type", "address", "ifindex")
+NETDEV_DIRS = ("device", "wireless")
+
+
+
+def _read(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb", buffering=0) as f:
+            chunks = []
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except OSError:
+        return None
+
+
+def _listing(path: str) -> Optional[bytes]:
+    try:
+        return "\n".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+
+
+def current(root: str, kind: str, rel: str) -> Optional[bytes]:
+    path = os.path.join(root, rel)
+    if kind == "f":
+        return _read(path)
+    if kind == "d":
+        return _listing(path)
+    if kind == "e":
+        return b"1" if os.path.lexists(path) else b"0"
+    if kind == "v":
+        return __version__.encode()
+    if kind == "h":
+        return os.uname().nodename.encode() if root == "/" else None
+    return None  # "j" and unknown kinds are recorded, not compared
+
+
+def serialize(items: Iterable[Item]) -> bytes:
+    out = [MAGIC]
+    for kind, rel, data in items:
+        if "\n" in rel:
+            raise ValueError(f"cannot record a path with a newline: {rel!r}")
+        size = -1 if data is None else len(data)
+        out.append(f"{kind} {size} {rel}\n".encode("utf-8", "surrogateescape"))
+        if data is not None:
+            out.append(data)
+            out.append(b"\n")
+    return b"".join(out)
+
+
+def parse(blob: bytes) -> Optional[list[Item]]:
+    if not blob.startswith(MAGIC):
+        return None
+    items: list[Item] = []
+    pos, end = len(MAGIC), len(blob)
+    try:
+        while pos < end:
+            nl = blob.index(b"\n", pos)
+            kind, size_text, rel = blob[pos:nl].decode("utf-8", "surrogateescape").split(" ", 2)
+            size = int(size_text)
+            pos = nl + 1
+            data: Optional[bytes] = None
+            if size >= 0:
+                data = blob[pos:pos + size]
+                if len(data) != size or blob[pos + size:pos + size + 1] != b"\n":
+                    return None
+                pos += size + 1
+            items.append((kind, rel, data))
+    except ValueError:
+        return None
+    return items
+
+
+def input_items(root: str, entries: Sequence[tuple[int, bytes]],
+                files: Sequence[tuple[str, bytes]], hostname: Optional[str],
+                entries_json: bytes) -> list[Item]:
+    """Everything a full run depended on. `entries` are (key, data) of the entries it read,
+    `files` the managed files as written; both are passed in rather than read again."""
+    items: list[Item] = [("v", "", __version__.encode())]
+
+    def add(kind: str, rel: str) -> None:
+        items.append((kind, rel, current(root, kind, rel)))
+
+    add("f", CONFIG)
+    add("d", TEMPLATES)
+    for name in sorted(os.listdir(os.path.join(root, TEMPLATES))) \
+            if os.path.isdir(os.path.join(root, TEMPLATES)) else ():
+        add("f", f"{TEMPLATES}/{name}")
+    for rel in OS_RELEASE:
+        add("f", rel)
+    add("d", "sys/class/net")
+    net = os.path.join(root, "sys/class/net")
+    for name in sorted(os.listdir(net)) if os.path.isdir(net) else ():
+        for leaf in NETDEV_FILES:
+            add("f", f"sys/class/net/{name}/{leaf}")
+        for leaf in NETDEV_DIRS:
+            add("e", f"sys/class/net/{name}/{leaf}")
+    for markers in MANAGER_MARKERS.values():
+        for rel in markers:
+            add("e", rel)
+    for unit in MANAGER_UNITS.values():
+        for wants in WANTS_DIRS:
+            add("e", f"etc/systemd/system/{wants}/{unit}")
+    add("d", f"{FWCFG}/by_key")
+    by_key = os.path.join(root, FWCFG, "by_key")
+    for k in sorted(os.listdir(by_key)) if os.path.isdir(by_key) else ():
+        add("f", f"{FWCFG}/by_key/{k}/name")
+        add("f", f"{FWCFG}/by_key/{k}/size")
+    for key, data in entries:
+        items.append(("f", f"{FWCFG}/by_key/{key}/raw", data))
+    for path, data in files:
+        items.append(("f", path.lstrip("/"), data))
+    add("f", STATE)  # a damaged or edited state sends the next run down the full path
+    if hostname and root == "/":
+        items.append(("h", "", hostname.encode()))
+    items.append(("j", "entries", entries_json))
+    return items
+
+
+def record(root: str, items: Sequence[Item]) -> None:
+    """Save the snapshot atomically (a torn snapshot only costs one full run)."""
+    path = os.path.join(root, SNAPSHOT)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(serialize(items))
+    os.replace(tmp, path)
+
+
+def forget(root: str) -> None:
+    try:  # noqa: SIM105 (contextlib is not loaded at start-up; this module avoids it)
+        os.unlink(os.path.join(root, SNAPSHOT))
+    except FileNotFoundError:
+        pass
+
+
+def unchanged(root: str) -> Optional[bytes]:
+    """The recorded entry list if every recorded input and file is as recorded, else None."""
+    blob = _read(os.path.join(root, SNAPSHOT))
+    items = parse(blob) if blob is not None else None
+    if not items:
+        return None
+    entries_json: Optional[bytes] = None
+    for kind, rel, data in items:
+        if kind == "j":
+            entries_json = data
+            continue
+        if current(root, kind, rel) != data:
+            return None
+    return entries_json
+
+
+def device_absent(root: str) -> bool:
+    """True only when there is certainly no fw_cfg device: no sysfs tree, no ACPI QEMU0002,
+    no device-tree fw-cfg node."""
+    if os.path.isdir(os.path.join(root, FWCFG)):
+        return False
+    try:
+        if any(n.startswith("QEMU0002:") for n in os.listdir(
+                os.path.join(root, "sys/bus/acpi/devices"))):
+            return False
+    except OSError:
+        pass
+    for base in ("sys/firmware/devicetree/base", "proc/device-tree"):
+        try:
+            if any(n.startswith("fw-cfg@") for n in os.listdir(os.path.join(root, base))):
+                return False
+        except OSError:
+            pass
+    return True
+
+
+# --- reporting without the heavy modules ---------------------------------------------------
+
+def _json_str(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _now() -> tuple[str, str]:
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    micro = int(now * 1e6) % 1000000
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{micro:06d}Z"
+    return f"{stamp}.{micro:06d}Z-{os.urandom(3).hex()}", iso
+
+
+def _boot_id(root: str) -> str:
+    path = "/proc/sys/kernel/random/boot_id" if root == "/" else \
+        os.path.join(root, "proc/sys/kernel/random/boot_id")
+    data = _read(path)
+    return data.decode().strip() if data else "unknown"
+
+
+def journal_line(root: str, outcome: str, entries_json: bytes) -> bytes:
+    run, iso = _now()
+    fields = [
+        ("boot_id", _json_str(_boot_id(root))), ("command", '"apply"'),
+        ("entries", entries_json.decode()), ("files", "[]"), ("outcome", _json_str(outcome)),
+        ("run", _json_str(run)), ("source", '"sysfs"'), ("time", _json_str(iso)),
+        ("version", _json_str(__version__)),
+    ]
+    return ("{" + ",".join(f'"{k}":{v}' for k, v in fields) + "}\n").encode()
+
+
+def log(message: str, message_id: str) -> None:
+    """One line to journald (native protocol) under systemd, else to stderr."""
+    if os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"):
+        try:
+            import _socket
+
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+            try:
+                s.sendto(
+                    f"MESSAGE=fwcfg-agent: {message}\nMESSAGE_ID={message_id}\nPRIORITY=6\n"
+                    "SYSLOG_IDENTIFIER=fwcfg-agent\n".encode(),
+                    "/run/systemd/journal/socket",
+                )
+                return
+            finally:
+                s.close()
+        except OSError:
+            pass
+    sys.stderr.write(f"fwcfg-agent: {message}\n")
+
+
+def run(argv: Sequence[str]) -> Optional[int]:
+    """The fast path for `apply [--root DIR]`: an exit code, or None to run the full path."""
+    args = list(argv)
+    if not args or args[0] != "apply":
+        return None
+    root = "/"
+    rest = args[1:]
+    if len(rest) == 2 and rest[0] == "--root":
+        root = rest[1]
+    elif len(rest) == 1 and rest[0].startswith("--root="):
+        root = rest[0][len("--root="):]
+    elif rest:
+        return None  # any other option: the full path decides
+    root = os.path.abspath(root)
+    if device_absent(root):
+        log("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node): nothing to do",
+            MSG_NOTHING)
+        return 0
+    try:
+        import fcntl
+
+        lock_path = os.path.join(root, LOCK)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None  # another run: let the full path wait for it
+        entries_json = unchanged(root)
+        if entries_json is None:
+            return None
+        line = journal_line(root, "unchanged", entries_json)
+        jfd = os.open(os.path.join(root, JOURNAL),
+                      os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(jfd, line)
+        finally:
+            os.close(jfd)
+        log("nothing changed", MSG_UNCHANGED)
+        return 0
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""Named HostConfig cases for the render tests (golden files and real consumers).
+
+Each case is built the way the agent builds it: payload bytes through `payload.parse`, then
+`settings.build` with the guest's NICs, so the values the templates see are exactly the parser's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fwcfg_agent.facts import Facts
+from fwcfg_agent.model import NETWORK_FORMATS, Format, HostConfig
+from fwcfg_agent.payload import parse
+from fwcfg_agent.settings import NetDev, build
+
+DEFAULT_INTERFACE = "eth0"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    entries: tuple[tuple[str, bytes], ...]
+    nics: tuple[tuple[str, str], ...]
+    description: str = ""
+
+    @cached_property
+    def config(self) -> HostConfig:
+        payloads = [parse(name, data) for name, data in sorted(self.entries)]
+        netdevs = [NetDev(name, mac) for name, mac in self.nics]
+        return build(payloads, netdevs, DEFAULT_INTERFACE).config
+
+    @property
+    def facts(self) -> Facts:
+        return Facts(
+            os_release={"ID": "debian", "VERSION_ID": "12"},
+            netdevs=tuple(NetDev(name, mac) for name, mac in self.nics),
+            hosts=None,
+            installed=frozenset(),
+            enabled=frozenset(),
+        )
+
+
+# The values the injection case's unknown keys carry, as the parser must return them: the
+# consumer tests check that a shell sourcing the ifcfg file reads back exactly these bytes.
+INJECTION_EXTRA: dict[str, str] = {
+    "ZONE": "$(touch /tmp/pwned)",
+    "NM_CONTROLLED": "`touch pwned-backtick`",
+    "X_SEMICOLON": "yes; touch pwned-semicolon",
+    "X_QUOTES": "it's \"quoted\" '' \"\"",
+    "X_MIXED": "a\"b\\c$d`e'f $(id) ${HOME} !x *",
+    "X_SPACES": "  leading and trailing  ",
+    "X_EMPTY": "",
+}
+# Unknown keys the ifcfg template must not write as assignments (shell variables, lower case).
+INJECTION_SKIPPED: dict[str, str] = {
+    "PATH": "/tmp/evil",
+    "IFS": "x",
+    "BASH_ENV": "/tmp/evil.sh",
+    "lower_case": "x",
+}
+
+_INJECTION_PAYLOAD = b"""\
+# Everything below is data: a shell must never run any of it.
+DEVICE=eth0
+IPADDR=10.0.0.5/24
+ZONE='$(touch /tmp/pwned)'
+NM_CONTROLLED='`touch pwned-backtick`'
+X_SEMICOLON='yes; touch pwned-semicolon'
+X_QUOTES='it'"'"'s "quoted" '"''"' ""'
+X_MIXED="a\\"b\\\\c\\$d\\`e'f \\$(id) \\${HOME} !x *"
+X_SPACES='  leading and trailing  '
+X_EMPTY=
+PATH=/tmp/evil
+IFS=x
+BASH_ENV=/tmp/evil.sh
+lower_case=x
+"""
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "somlo",
+        (("opt/GuestInfo", b"HOSTNAME=guest1\nIPADDR=192.168.122.50\n"),),
+        (("ens3", "52:54:00:12:34:56"),),
+        "Somlo's example: a hostname and one IPv4 address for the first NIC",
+    ),
+    Case(
+        "full",
+        (
+            ("opt/00-host", b"HOSTNAME=web1\nDOMAIN=example.com\nDNS1=192.0.2.53\n"
+                            b"DNS2=2001:db8::53\nSEARCH='corp.example.com lab.example.com'\n"),
+            ("opt/10-lan", b"HWADDR=52:54:00:aa:00:01\nIPADDR=192.0.2.10\nPREFIX=24\n"
+                           b"IPADDR1=198.51.100.10/25\nGATEWAY=192.0.2.1\n"
+                           b"IPV6ADDR=2001:db8:0:1::10/64\n"
+                           b"IPV6ADDR_SECONDARIES='2001:db8:0:2::10/64 2001:db8:0:3::10/64'\n"
+                           b"IPV6_DEFAULTGW=2001:db8:0:1::1\n"
+                           b"ROUTE1='10.0.0.0/8 via 192.0.2.254 metric 100'\n"
+                           b"ROUTE2='2001:db8:100::/48 via 2001:db8:0:1::fe metric 200'\n"
+                           b"ROUTE3='203.0.113.0/24'\n"
+                           b"MTU=9000\n"),
+            ("opt/20-backend", b"HWADDR=52:54:00:aa:00:02\nIPADDR=172.16.0.10\n"
+                               b"NETMASK=255.255.0.0\nROUTE1='172.17.0.0/16 via 172.16.0.1'\n"
+                               b"MTU=1450\n"),
+        ),
+        (("ens3", "52:54:00:aa:00:01"), ("ens4", "52:54:00:aa:00:02")),
+        "FQDN, two DNS servers, search domains, two NICs by MAC, IPv4 and IPv6, routes, MTU",
+    ),
+    Case(
+        "dhcp",
+        (
+            ("opt/net", b"HOSTNAME=dyn1\nDNS1=9.9.9.9\nSEARCH=example.org\n"
+                        b"DEVICE=eth0\nBOOTPROTO=dhcp\nMTU=1400\n"),
+            ("opt/net2", b"DEVICE=eth1\nBOOTPROTO=none\n"),
+        ),
+        (("eth0", "52:54:00:00:00:10"), ("eth1", "52:54:00:00:00:11")),
+        "DHCP on one NIC, a bare link on another; no static addresses: DNS goes to the DHCP NIC",
+    ),
+    Case(
+        "offlink",
+        (
+            ("opt/10-wan", b"HOSTNAME=ovh1\nDNS1=213.186.33.99\nDNS2=2001:41d0:3:163::1\n"
+                           b"DEVICE=eth0\nIPADDR=203.0.113.10/32\nGATEWAY=100.64.0.1\n"
+                           b"IPV6ADDR=2001:db8:1:2::10/64\n"
+                           b"IPV6_DEFAULTGW=2001:db8:1:ff:ff:ff:ff:ff\n"
+                           b"ROUTE1='10.0.0.0/8 via 100.64.0.1 metric 50'\n"),
+            ("opt/20-mgmt", b"DEVICE=eth1\nBOOTPROTO=dhcp\n"),
+        ),
+        (("eth0", "52:54:00:00:00:20"), ("eth1", "52:54:00:00:00:21")),
+        "gateways outside every subnet (a /32 and another /64); DHCP NIC without the DNS",
+    ),
+    Case(
+        "injection",
+        (("opt/evil", _INJECTION_PAYLOAD),),
+        (("eth0", "52:54:00:00:00:30"),),
+        "unknown keys whose values are shell code; all must land as inert data",
+    ),
+)
+CASE_BY_NAME = {c.name: c for c in CASES}
+FORMATS: tuple[Format, ...] = NETWORK_FORMATS

@@ -1,0 +1,178 @@
+"""The steady-state fast path: taken only when every input and file is as recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from fwcfg_agent import fast
+
+from .agent import agent, snapshot
+from .conftest import REPO, make_guest_root
+
+HEAVY = ("jinja2", "pyudev", "systemd", "argparse", "json", "fwcfg_agent.model",
+         "fwcfg_agent.render", "ipaddress", "re")
+PROBE = """
+import sys
+from fwcfg_agent.cli import main
+code = main(sys.argv[1:])
+print(",".join(m for m in {heavy!r} if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def run_agent(*args: str) -> tuple[int, str, list[str]]:
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args],
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    loaded = [m for m in proc.stdout.strip().split(",") if m]
+    return proc.returncode, proc.stderr, loaded
+
+
+SOMLO = {"opt/GuestInfo": b"HOSTNAME=guest1.example.com\nIPADDR=192.0.2.10\n"}
+
+
+@pytest.fixture
+def applied(guest_root: Path) -> Path:
+    make_guest_root(guest_root, SOMLO, nics=(("ens3", "52:54:00:12:34:56"),
+                                             ("ens4", "52:54:00:12:34:57")))
+    assert agent(guest_root, "apply").code == 0
+    return guest_root
+
+
+def test_steady_state_loads_nothing_heavy(applied: Path) -> None:
+    code, err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0 and "nothing changed" in err
+    assert loaded == [], loaded
+    runs = [json.loads(line) for line in
+            (applied / "var/lib/fwcfg-agent/journal.jsonl").read_text().splitlines()]
+    assert runs[-1]["outcome"] == "unchanged" and runs[-1]["files"] == []
+    assert runs[-1]["entries"] == runs[0]["entries"]  # the same record as a full run gives
+    assert set(runs[-1]) == set(runs[0]) - {"formats"}
+
+
+def test_no_device_loads_nothing_heavy(guest_root: Path) -> None:
+    (guest_root / "etc").mkdir(parents=True)
+    code, err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert code == 0 and "no fw_cfg device" in err and loaded == []
+
+
+def _entry_dir(root: Path, name: str) -> Path:
+    return next(d for d in (root / "sys/firmware/qemu_fw_cfg/by_key").iterdir()
+                if (d / "name").read_text().strip() == name)
+
+
+def _set_entry(root: Path) -> None:
+    d = _entry_dir(root, "opt/GuestInfo")
+    data = SOMLO["opt/GuestInfo"].replace(b".10", b".11")
+    (d / "raw").write_bytes(data)
+
+
+def _add_nic(root: Path) -> None:
+    from fwcfg_agent.fakeroot import write_netdev
+
+    write_netdev(root, "ens5", "52:54:00:12:34:58")
+
+
+def _change_mac(root: Path) -> None:
+    (root / "sys/class/net/ens4/address").write_text("52:54:00:99:99:99\n")
+
+
+def _config(root: Path) -> None:
+    p = root / "etc/fwcfg-agent/agent.conf"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("KEEP_RUNS=10\n")
+
+
+def _template(root: Path) -> None:
+    p = root / "etc/fwcfg-agent/templates/hostname.j2"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("{{ config.short_hostname }}\n")
+
+
+def _os_release(root: Path) -> None:
+    (root / "etc/os-release").write_text('ID="ubuntu"\n')
+
+
+def _install_netplan(root: Path) -> None:
+    p = root / "usr/sbin/netplan"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("")
+
+
+def _enable_nm(root: Path) -> None:
+    w = root / "etc/systemd/system/multi-user.target.wants"
+    w.mkdir(parents=True)
+    (w / "NetworkManager.service").symlink_to("/usr/lib/systemd/system/NetworkManager.service")
+
+
+def _tamper(root: Path) -> None:
+    (root / "etc/hostname").write_text("tampered\n")
+
+
+def _delete_file(root: Path) -> None:
+    (root / "etc/systemd/network/10-fwcfg-ens3.network").unlink()
+
+
+def _damage_state(root: Path) -> None:
+    (root / "var/lib/fwcfg-agent/state.json").write_text("{")
+
+
+def _new_entry(root: Path) -> None:
+    from fwcfg_agent.fakeroot import write_fwcfg_tree
+
+    write_fwcfg_tree(root, {**SOMLO, "opt/zz": b"DNS1=192.0.2.53\n"})
+
+
+def _hosts_edit(root: Path) -> None:
+    with open(root / "etc/hosts", "a") as f:
+        f.write("10.9.9.9 other\n")
+
+
+@pytest.mark.parametrize("change", [
+    _set_entry, _add_nic, _change_mac, _config, _template, _os_release, _install_netplan,
+    _enable_nm, _tamper, _delete_file, _damage_state, _new_entry, _hosts_edit,
+])
+def test_any_change_takes_the_full_path(applied: Path, change: Callable[[Path], None]) -> None:
+    change(applied)
+    code, err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0, err
+    assert "jinja2" in loaded, f"{change.__name__}: the fast path missed it"
+    # and the full path recorded a fresh snapshot: the boot after is fast again
+    code, err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0 and loaded == [], (change.__name__, err, loaded)
+
+
+def test_options_take_the_full_path_and_are_not_recorded(applied: Path) -> None:
+    code, _err, loaded = run_agent("apply", "--root", str(applied), "--format", "hostname")
+    assert code == 0 and "jinja2" in loaded
+    assert not (applied / fast.SNAPSHOT).exists()
+    code, _err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0 and "jinja2" in loaded  # full again: files differ from the unit's run
+
+
+def test_rollback_forgets_the_snapshot(applied: Path) -> None:
+    assert agent(applied, "rollback").code == 0
+    assert not (applied / fast.SNAPSHOT).exists()
+    before = snapshot(applied, "etc")
+    code, _err, loaded = run_agent("apply", "--root", str(applied))
+    assert "jinja2" in loaded and snapshot(applied, "etc") != before
+
+
+def test_torn_snapshot_is_ignored(applied: Path) -> None:
+    path = applied / fast.SNAPSHOT
+    path.write_bytes(path.read_bytes()[:-7])
+    code, _err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0 and "jinja2" in loaded
+
+
+def test_serialize_round_trip() -> None:
+    items: list[fast.Item] = [("f", "etc/x y", b"a\nb\n"), ("d", "d", None), ("e", "z", b"1")]
+    assert fast.parse(fast.serialize(items)) == items
+    assert fast.parse(b"garbage") is None
+    assert fast.parse(fast.serialize(items)[:-3]) is None

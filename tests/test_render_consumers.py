@@ -1,0 +1,454 @@
+"""The real consumers accept the rendered files and read back what the payload said.
+
+netplan (`netplan generate --root-dir`), ifupdown (`ifquery`, `ifup --no-act`), NetworkManager
+(`nmcli --offline`, which parses a keyfile from stdin, verifies the connection and writes it
+back normalized), bash (the ifcfg files are sourced: nothing may run, values come back byte for
+byte) and systemd-networkd (no verify mode: every Section.Key must be one the installed networkd
+binary knows, and the files must say what the model says, as netplan's own networkd output must).
+
+A missing tool is a failure, not a skip: `tools/bootstrap` installs them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from fwcfg_agent.model import Format, HostConfig, Interface, IPAddress
+from fwcfg_agent.render import Plan, render
+from fwcfg_agent.render.env import Templates
+from tests.render_cases import CASE_BY_NAME, CASES, INJECTION_EXTRA, INJECTION_SKIPPED, Case
+
+NETWORKD_BINARIES = ("/lib/systemd/systemd-networkd", "/usr/lib/systemd/systemd-networkd")
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if path is None:
+        pytest.fail(f"{tool} is missing: run tools/bootstrap (it installs netplan.io, ifupdown, "
+                    "network-manager)")
+    return path
+
+
+def _plan(case: Case, fmt: Format) -> Plan:
+    return render(case.config, [fmt], case.facts, Templates())
+
+
+def _write(plan: Plan, root: Path) -> dict[str, Path]:
+    out = {}
+    for f in plan.files:
+        dest = root / f.path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(f.content)
+        dest.chmod(f.mode)
+        out[f.path] = dest
+    return out
+
+
+def _iface_file(plan: Plan, iface: Interface, prefix: str) -> bytes:
+    matches = [f.content for f in plan.files if os.path.basename(f.path).startswith(prefix)
+               and iface.name in os.path.basename(f.path)]
+    assert len(matches) == 1, (prefix, iface.name, plan.paths())
+    return matches[0]
+
+
+# What the model says, restated here independently of the templates.
+
+def _offlink(gw: IPAddress | None, iface: Interface) -> bool:
+    if gw is None or (gw.version == 6 and gw.is_link_local):
+        return False
+    return not any(gw in a.network for a in iface.addresses if a.version == gw.version)
+
+
+def _gets_dns(config: HostConfig, iface: Interface) -> bool:
+    if any(i.addresses for i in config.interfaces):
+        return bool(iface.addresses)
+    return iface.dhcp or not any(i.dhcp for i in config.interfaces)
+
+
+def _default(gw: IPAddress) -> str:
+    return "0.0.0.0/0" if gw.version == 4 else "::/0"
+
+
+def _gateways(iface: Interface) -> list[IPAddress]:
+    return [gw for gw in (iface.gateway, iface.gateway6) if gw is not None]
+
+
+Route = tuple[str, Optional[str], bool, Optional[int]]  # destination, gateway, on-link, metric
+
+
+def _expected_routes(iface: Interface) -> set[Route]:
+    routes: set[Route] = {(_default(gw), str(gw), _offlink(gw, iface), None)
+                          for gw in _gateways(iface)}
+    for r in iface.routes:
+        routes.add((str(r.destination), None if r.gateway is None else str(r.gateway),
+                    _offlink(r.gateway, iface), r.metric))
+    return routes
+
+
+# systemd .network files (networkd's own and the ones netplan generates)
+
+Sections = list[tuple[str, list[tuple[str, str]]]]
+
+
+def _parse_unit(text: str) -> Sections:
+    sections: Sections = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            assert line.endswith("]"), raw
+            sections.append((line[1:-1], []))
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and sections, f"not KEY=VALUE inside a section: {raw!r}"
+        sections[-1][1].append((key.strip(), value.strip()))
+    return sections
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    match: tuple[str, str]
+    mtu: int | None
+    dhcp4: bool
+    addresses: frozenset[str]
+    routes: frozenset[Route]
+    dns: tuple[str, ...]
+    domains: tuple[str, ...]
+
+
+def _summarize(sections: Sections) -> NetworkSummary:
+    match: dict[str, str] = {}
+    mtu = None
+    dhcp4 = False
+    addresses: set[str] = set()
+    routes: set[Route] = set()
+    dns: list[str] = []
+    domains: list[str] = []
+    for name, items in sections:
+        d = dict(items)
+        if name == "Match":
+            match.update(d)
+        elif name == "Link" and "MTUBytes" in d:
+            mtu = int(d["MTUBytes"])
+        elif name == "Network":
+            for key, value in items:
+                if key == "DHCP":
+                    dhcp4 = value in ("ipv4", "yes", "true")
+                elif key == "Address":
+                    addresses.add(str(ipaddress.ip_interface(value)))
+                elif key == "Gateway":
+                    gw = ipaddress.ip_address(value)
+                    routes.add((_default(gw), str(gw), False, None))
+                elif key == "DNS":
+                    dns.append(value)
+                elif key == "Domains":
+                    domains.extend(value.split())
+        elif name == "Route":
+            via = ipaddress.ip_address(d["Gateway"]) if d.get("Gateway") else None
+            dest = d.get("Destination") or (_default(via) if via else "")
+            routes.add((str(ipaddress.ip_network(dest)), None if via is None else str(via),
+                        d.get("GatewayOnLink", "no") in ("yes", "true", "1"),
+                        int(d["Metric"]) if "Metric" in d else None))
+    mac = match.get("PermanentMACAddress") or match.get("MACAddress")
+    if "MACAddress" in match and "PermanentMACAddress" in match:
+        assert match["MACAddress"] == match["PermanentMACAddress"]
+    return NetworkSummary(
+        ("mac", mac) if mac else ("name", match["Name"]), mtu, dhcp4, frozenset(addresses),
+        frozenset(routes), tuple(dns), tuple(domains),
+    )
+
+
+def _expected_summary(config: HostConfig, iface: Interface) -> NetworkSummary:
+    dns = _gets_dns(config, iface)
+    return NetworkSummary(
+        ("mac", iface.mac) if iface.mac else ("name", iface.name), iface.mtu, iface.dhcp,
+        frozenset(str(a) for a in iface.addresses), frozenset(_expected_routes(iface)),
+        tuple(str(s) for s in config.dns) if dns else (),
+        config.search if dns else (),
+    )
+
+
+def _networkd_keys() -> set[str]:
+    binary = next((b for b in NETWORKD_BINARIES if os.path.exists(b)), None)
+    if binary is None:
+        pytest.fail("systemd-networkd is missing: run tools/bootstrap")
+    data = Path(binary).read_bytes()
+    # networkd's gperf table of .network settings holds "Section.Key" strings.
+    pattern = rb"(?<![\x21-\x7e])([A-Z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*)(?=\x00)"
+    return {m.decode() for m in re.findall(pattern, data)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_networkd_files_use_known_keys_and_say_what_the_model_says(case: Case) -> None:
+    known = _networkd_keys()
+    assert {"Network.Address", "Match.MACAddress", "Route.GatewayOnLink"} <= known
+    plan = _plan(case, Format.NETWORKD)
+    assert len(plan.files) == len(case.config.interfaces)
+    for iface in case.config.interfaces:
+        sections = _parse_unit(_iface_file(plan, iface, "10-fwcfg-").decode())
+        for section, items in sections:
+            for key, _ in items:
+                assert f"{section}.{key}" in known, f"networkd does not know {section}.{key}"
+        assert _summarize(sections) == _expected_summary(case.config, iface)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
+    netplan = _need("netplan")
+    plan = _plan(case, Format.NETPLAN)
+    assert [f.path for f in plan.files] == ["/etc/netplan/90-fwcfg-agent.yaml"]
+    _write(plan, tmp_path)
+    r = subprocess.run([netplan, "generate", "--root-dir", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "warning" not in r.stderr.lower() and "error" not in r.stderr.lower(), r.stderr
+    out = tmp_path / "run/systemd/network"
+    for iface in case.config.interfaces:
+        generated = out / f"10-netplan-{iface.name}.network"
+        assert generated.is_file(), sorted(p.name for p in out.iterdir())
+        assert _summarize(_parse_unit(generated.read_text())) == _expected_summary(
+            case.config, iface)
+    assert len(list(out.glob("*.network"))) == len(case.config.interfaces)
+
+
+def _ifquery(*args: str) -> str:
+    r = subprocess.run([_need("ifquery"), *args], capture_output=True, text=True)
+    assert r.returncode == 0, (args, r.stderr)
+    return r.stdout
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
+    _need("ifup")
+    plan = _plan(case, Format.IFUPDOWN)
+    for iface in case.config.interfaces:
+        path = tmp_path / f"fwcfg-{iface.name}"
+        path.write_bytes(_iface_file(plan, iface, "fwcfg-"))
+        # allow-hotplug interfaces (not "auto", which is what -a lists).
+        assert _ifquery("-i", str(path), "--list", "--allow=hotplug").split() == [iface.name]
+        options = _ifquery("-i", str(path), iface.name).splitlines()
+        for a in iface.addresses:
+            assert f"address: {a.ip}" in options
+        for gw in _gateways(iface):
+            if iface.dhcp and gw.version == 4:
+                assert f"up: ip route replace default via {gw} dev {iface.name} onlink" in options
+            else:
+                assert f"gateway: {gw}" in options
+        if iface.mtu:
+            assert (f"mtu: {iface.mtu}" in options or f"pre-up: ip link set dev {iface.name} mtu "
+                    f"{iface.mtu}" in options)
+        dns = " ".join(str(s) for s in case.config.dns)
+        assert (f"dns-nameservers: {dns}" in options) == bool(
+            case.config.dns and _gets_dns(case.config, iface))
+
+        # What ifup would run (--no-act runs nothing; state goes to the temp dir).
+        state = tmp_path / "state"
+        state.mkdir(exist_ok=True)
+        r = subprocess.run([_need("ifup"), "--no-act", "--force", "--state-dir", str(state),
+                            "-i", str(path), iface.name], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        # ifup prints the commands on stderr.
+        commands = [" ".join(line.split()) for line in (r.stdout + r.stderr).splitlines()]
+        for a4 in iface.ipv4:
+            assert any(c.startswith(f"ip addr add {a4.ip}/{a4.netmask} ") for c in commands)
+        for a6 in iface.ipv6:
+            assert any(c.startswith(f"ip -6 addr add {a6} ") for c in commands), commands
+        for gw in _gateways(iface):
+            ip = "ip" if gw.version == 4 else "ip -6"
+            assert any(re.match(rf"{ip} route (add|replace) default via {gw} dev {iface.name}"
+                                r"( metric \d+)? onlink", c) for c in commands), commands
+        for rt in iface.routes:
+            ip = "ip" if rt.version == 4 else "ip -6"
+            want = f"{ip} route replace {rt.destination}"
+            if rt.gateway is not None:
+                want += f" via {rt.gateway}"
+            want += f" dev {iface.name}"
+            if _offlink(rt.gateway, iface):
+                want += " onlink"
+            if rt.metric is not None:
+                want += f" metric {rt.metric}"
+            assert want in commands, commands
+        if iface.mtu:
+            assert any(c.startswith(f"ip link set dev {iface.name} mtu {iface.mtu}")
+                       for c in commands), commands
+        assert any("dhclient" in c for c in commands) == iface.dhcp
+
+
+def _parse_keyfile(text: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            section = line[1:-1]
+            out.setdefault(section, {})
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and section is not None, raw
+        assert key not in out[section], f"repeated key {section}.{key}"
+        out[section][key] = value
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
+    nmcli = _need("nmcli")
+    plan = _plan(case, Format.NM)
+    for iface in case.config.interfaces:
+        ours = _iface_file(plan, iface, "fwcfg-")
+        # nmcli --offline reads the keyfile from stdin, verifies the whole connection (it refuses
+        # e.g. a gateway without addresses) and writes it back normalized. Setting the id to
+        # the same value changes nothing.
+        r = subprocess.run([nmcli, "--offline", "connection", "modify", "connection.id",
+                            f"fwcfg-{iface.name}"], input=ours, capture_output=True)
+        assert r.returncode == 0, r.stderr.decode()
+        assert r.stderr == b"", r.stderr.decode()
+        mine, theirs = _parse_keyfile(ours.decode()), _parse_keyfile(r.stdout.decode())
+        for section, items in mine.items():
+            for key, value in items.items():
+                assert theirs.get(section, {}).get(key) == value, (
+                    f"NM read {section}.{key}={value} as {theirs.get(section, {}).get(key)}")
+        # Read back: the addresses and the match are NM's now.
+        for family, addrs in (("ipv4", iface.ipv4), ("ipv6", iface.ipv6)):
+            read = {v.split(",")[0] for k, v in theirs[family].items()
+                    if re.fullmatch(r"address\d+", k)}
+            assert read == {str(a) for a in addrs}
+        if iface.mac:
+            assert theirs["ethernet"]["mac-address"].lower() == iface.mac
+            assert "interface-name" not in theirs["connection"]
+        else:
+            assert theirs["connection"]["interface-name"] == iface.name
+        assert theirs["ipv4"]["method"] == (
+            "auto" if iface.dhcp else "manual" if iface.ipv4 else "disabled")
+
+
+# ifcfg: sourced by bash. The script records which variables the file set and their values,
+# NUL-separated so that any byte survives; then checks the shell's own variables are intact.
+SOURCE_SCRIPT = r"""
+set -eu
+__path=$PATH __ifs=$IFS
+__before=" $(compgen -v | tr '\n' ' ') "
+. "$1"
+[ "$PATH" = "$__path" ] && [ "$IFS" = "$__ifs" ] || { echo "shell variables changed" >&2; exit 9; }
+for __v in $(compgen -v); do
+  case "$__before" in *" $__v "*) continue ;; esac
+  case "$__v" in __*) continue ;; esac
+  printf '%s\0%s\0' "$__v" "${!__v}"
+done
+"""
+
+
+def _source(path: Path, cwd: Path) -> dict[str, str]:
+    r = subprocess.run(["env", "-i", "bash", "--noprofile", "--norc", "-c", SOURCE_SCRIPT,
+                        "bash", str(path)], capture_output=True, cwd=cwd)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr == b"", r.stderr.decode()
+    fields = r.stdout.split(b"\0")
+    assert fields[-1] == b""
+    return {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields) - 1, 2)}
+
+
+def _expected_ifcfg(config: HostConfig, iface: Interface) -> dict[str, str]:
+    want = {"DEVICE": iface.name, "TYPE": "Ethernet", "NAME": f"fwcfg-{iface.name}",
+            "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes", "IPV6INIT": "yes",
+            "IPV6_AUTOCONF": "no" if iface.ipv6 else "yes"}
+    if iface.mac:
+        want["HWADDR"] = iface.mac
+    for i, a in enumerate(iface.ipv4):
+        want[f"IPADDR{i}"] = str(a.ip)
+        want[f"PREFIX{i}"] = str(a.network.prefixlen)
+    if iface.gateway:
+        want["GATEWAY"] = str(iface.gateway)
+    if _gets_dns(config, iface):
+        for i, server in enumerate(config.dns, start=1):
+            want[f"DNS{i}"] = str(server)
+        if config.search:
+            want["DOMAIN"] = " ".join(config.search)
+    if iface.ipv6:
+        want["IPV6ADDR"] = str(iface.ipv6[0])
+        if len(iface.ipv6) > 1:
+            want["IPV6ADDR_SECONDARIES"] = " ".join(str(a) for a in iface.ipv6[1:])
+    if iface.gateway6:
+        want["IPV6_DEFAULTGW"] = str(iface.gateway6)
+    if iface.mtu:
+        want["MTU"] = str(iface.mtu)
+    want.update((k, v) for k, v in iface.extra if k not in INJECTION_SKIPPED)
+    return want
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_ifcfg_is_inert_shell_that_reads_back_the_payload(case: Case, tmp_path: Path) -> None:
+    _need("bash")
+    pwned = Path("/tmp/pwned")
+    existed = pwned.exists()
+    plan = _plan(case, Format.IFCFG)
+    files = _write(plan, tmp_path / "root")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    for iface in case.config.interfaces:
+        path = files[f"/etc/sysconfig/network-scripts/ifcfg-{iface.name}"]
+        r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert _source(path, work) == _expected_ifcfg(case.config, iface)
+    assert list(work.iterdir()) == [], "sourcing an ifcfg file created files"
+    assert pwned.exists() == existed, "sourcing an ifcfg file ran a command"
+
+
+def test_ifcfg_injection_values_come_back_byte_for_byte(tmp_path: Path) -> None:
+    case = CASE_BY_NAME["injection"]
+    (iface,) = case.config.interfaces
+    assert dict(iface.extra) == {**INJECTION_EXTRA, **INJECTION_SKIPPED}  # what the parser read
+    content = _iface_file(_plan(case, Format.IFCFG), iface, "ifcfg-")
+    path = tmp_path / "ifcfg-eth0"
+    path.write_bytes(content)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    values = _source(path, work)
+    for key, value in INJECTION_EXTRA.items():
+        assert values[key] == value
+    for key in INJECTION_SKIPPED:
+        assert key not in values
+        assert f"# not written, a shell variable or not an ifcfg word: {key}\n".encode() in content
+    assert list(work.iterdir()) == []
+
+
+ROUTE_LINE = re.compile(r"(?P<dest>\S+)(?: via (?P<via>\S+))? dev (?P<dev>\S+)(?P<onlink> onlink)?"
+                        r"(?: metric (?P<metric>\d+))?")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_ifcfg_route_files_are_ip_route_arguments(case: Case) -> None:
+    plan = _plan(case, Format.IFCFG)
+    by_path = {f.path: f.content.decode() for f in plan.files}
+    for iface in case.config.interfaces:
+        for version, name in ((4, "route"), (6, "route6")):
+            want = {(str(r.destination), None if r.gateway is None else str(r.gateway),
+                     _offlink(r.gateway, iface), r.metric)
+                    for r in iface.routes if r.version == version}
+            text = by_path.get(f"/etc/sysconfig/network-scripts/{name}-{iface.name}")
+            assert (text is not None) == bool(want)
+            got = set()
+            for line in (text or "").splitlines():
+                if line.startswith("#"):
+                    continue
+                m = ROUTE_LINE.fullmatch(line)
+                assert m, line
+                dest = m["dest"] if m["dest"] != "default" else ("0.0.0.0/0" if version == 4
+                                                                  else "::/0")
+                assert ipaddress.ip_network(dest).version == version
+                assert m["dev"] == iface.name
+                got.add((dest, m["via"], bool(m["onlink"]),
+                         int(m["metric"]) if m["metric"] else None))
+            assert got == want
