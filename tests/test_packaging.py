@@ -389,6 +389,36 @@ def test_rpmlint_has_no_errors_and_only_accepted_warnings(rpm: Path,
     assert errors <= {"no-signature", "no-packager-tag", "no-group-tag"}, plain.stdout
 
 
+@pytest.mark.skipif(shutil.which("rpmspec") is None, reason="rpmspec missing")
+def test_spec_uses_the_fedora_macros_where_they_exist(tmp_path: Path) -> None:
+    """With Fedora's macros defined (stand-ins here), the spec uses them and not the fallbacks."""
+    fedora = {
+        "pyproject_buildrequires": "FEDORA_PYPROJECT_BUILDREQUIRES",
+        "pyproject_wheel": "FEDORA_PYPROJECT_WHEEL",
+        "pyproject_install": "FEDORA_PYPROJECT_INSTALL",
+        "systemd_post()": "FEDORA_SYSTEMD_POST %*",
+        "systemd_preun()": "FEDORA_SYSTEMD_PREUN %*",
+        "systemd_postun()": "FEDORA_SYSTEMD_POSTUN %*",
+        "_unitdir": "/FEDORA/unitdir",
+        "_presetdir": "/FEDORA/presetdir",
+        "python3_sitearch": "/FEDORA/sitearch",
+    }
+    defines = [arg for k, v in fedora.items() for arg in ("--define", f"{k} {v}")]
+    spec = str(REPO / "packaging/rpm/fwcfg-agent.spec")
+    parsed = _run(["rpmspec", "-P", *defines, spec], cwd=tmp_path).stdout
+    for stand_in in ("FEDORA_PYPROJECT_BUILDREQUIRES", "FEDORA_PYPROJECT_WHEEL",
+                     "FEDORA_PYPROJECT_INSTALL", f"FEDORA_SYSTEMD_POST {UNIT}",
+                     f"FEDORA_SYSTEMD_PREUN {UNIT}", f"FEDORA_SYSTEMD_POSTUN {UNIT}",
+                     f"/FEDORA/unitdir/{UNIT}", "/FEDORA/presetdir/90-fwcfg-agent.preset",
+                     "/FEDORA/sitearch/fwcfg_agent/"):
+        assert stand_in in parsed, stand_in
+    assert "build_meta" not in parsed and "from installer" not in parsed
+    assert "_with_restart" not in parsed
+    # Without them (this machine), the fallbacks build it: checked by the rpm tests above.
+    plain = _run(["rpmspec", "-P", spec], cwd=tmp_path).stdout
+    assert "build_meta" in plain and "systemctl --no-reload preset" in plain
+
+
 # --- the packaging sources, without building ------------------------------------------------
 
 
