@@ -21,6 +21,13 @@ test:
 	echo "=== real-guest tests on $$($$newest/bin/python --version)"
 	PYTHONPATH=$(CURDIR) $$newest/bin/python -m pytest -q -m guest tests
 
+vm-demo:
+	tools/vm-demo
+
+bench:
+	venv=$$(tools/bootstrap | tail -n1)
+	$$venv/bin/python bench/boot_cost.py
+
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
 

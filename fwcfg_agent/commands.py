@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,9 +59,11 @@ def _gather_facts(opts: Options, config: AgentConfig) -> Facts:
     return gather(opts.root)
 
 
-def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts) -> Planned:
+def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts,
+          *, write_cache: bool) -> Planned:
+    cache = opts.root.template_cache if write_cache else None
     planned = make_plan(collected, config, opts.formats, facts,
-                        Templates(opts.root.template_dir))
+                        Templates(opts.root.template_dir, cache))
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
@@ -109,7 +109,7 @@ def cmd_apply(opts: Options) -> int:
             state = State()
         facts = _gather_facts(opts, config)
         try:
-            planned = _plan(opts, config, collected, facts)
+            planned = _plan(opts, config, collected, facts, write_cache=not opts.dry_run)
         except PayloadError as e:
             return _invalid(opts, None if opts.dry_run else journal, e, collected)
         changes = compute_changes(planned.plan, root, state, journal)
@@ -160,6 +160,8 @@ def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
 def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:
     if not hostname or not opts.root.is_host or not config.set_hostname:
         return
+    import socket
+
     short = hostname  # the kernel gets what /etc/hostname holds, as systemd does at boot
     try:
         if socket.gethostname() != short:
@@ -199,8 +201,10 @@ def cmd_diff(opts: Options) -> int:
         state = journal.load_state()
     except StateError:
         state = State()
-    planned = _plan(opts, config, collected, gather(root))
+    planned = _plan(opts, config, collected, gather(root), write_cache=False)
     changes = compute_changes(planned.plan, root, state, journal)
+    import difflib
+
     for c in changes:
         a = (c.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
         b = (c.after or b"").decode("utf-8", "replace").splitlines(keepends=True)

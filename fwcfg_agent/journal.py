@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -54,7 +52,7 @@ class State:
 def new_run_id() -> str:
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z-{secrets.token_hex(3)}"
+    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z-{os.urandom(3).hex()}"
 
 
 def now_iso() -> str:
@@ -143,6 +141,8 @@ class Journal:
         atomic_write(self.dir / JOURNAL, lines, 0o644)
         needed = {r["run"] for r in kept}
         needed |= {f.original.split("/")[1] for f in state.files.values() if f.original}
+        import shutil
+
         backups = self.dir / BACKUPS
         if backups.is_dir():
             for d in backups.iterdir():

@@ -39,6 +39,10 @@ class Root:
         return self / "var/lib/fwcfg-agent"
 
     @property
+    def template_cache(self) -> Path:
+        return self / "var/cache/fwcfg-agent/templates"
+
+    @property
     def lock_file(self) -> Path:
         return self / "run/fwcfg-agent.lock"
 
