@@ -90,6 +90,18 @@ class Checkout:
         return sorted(p.name for p in (self.path / "templates").glob("*.j2"))
 
     @property
+    def launcher(self) -> bytes | None:
+        """bin/fwcfg-agent: the lean launcher the packages install instead of the generated
+        console_scripts wrapper (where the tree has one)."""
+        path = self.path / "bin/fwcfg-agent"
+        return path.read_bytes() if path.exists() else None
+
+    @property
+    def has_template_cache(self) -> bool:
+        """The packages ship the templates precompiled (fwcfg_agent/render/cache.py)."""
+        return (self.path / "fwcfg_agent/render/cache.py").exists()
+
+    @property
     def has_extension(self) -> bool:
         """The raw reader's C extension is part of the tree: the packages are arch-specific."""
         return (self.path / "fwcfg_agent/sources/_portio.c").exists()
@@ -219,7 +231,7 @@ def test_deb_contents(deb: Path, deb_tree: Path, checkout: Checkout) -> None:
     assert expected <= paths, sorted(expected - paths)
     assert not [p for p in paths if p.endswith((".pyc", ".pyo"))]
     assert os.access(deb_tree / "usr/bin/fwcfg-agent", os.X_OK)
-    assert (deb_tree / "usr/bin/fwcfg-agent").read_text().startswith("#!/usr/bin/python3\n")
+    _check_launcher(deb_tree / "usr/bin/fwcfg-agent", checkout)
     # The packaged files are the checkout's, byte for byte.
     assert (deb_tree / "lib/systemd/system" / UNIT).read_bytes() == \
         (checkout.path / "units" / UNIT).read_bytes()
@@ -232,6 +244,47 @@ def test_deb_contents(deb: Path, deb_tree: Path, checkout: Checkout) -> None:
             (checkout.path / "templates" / name).read_bytes()
     so = [p for p in paths if re.search(r"/fwcfg_agent/sources/_portio[^/]*\.so$", p)]
     assert bool(so) == checkout.has_extension, so
+    assert not [p for p in paths if p.endswith(".c")]
+    if checkout.has_template_cache:
+        _check_template_cache(site_root=deb_tree / "usr/lib/python3/dist-packages", cwd=deb_tree)
+
+
+def _check_launcher(installed: Path, checkout: Checkout) -> None:
+    if checkout.launcher is not None:
+        assert installed.read_bytes() == checkout.launcher
+    else:
+        assert installed.read_text().startswith("#!/usr/bin/python3")
+
+
+# Run by the packaged python3 against the packaged tree: every packaged template has a bytecode
+# entry in the packaged cache that this interpreter and jinja2 accept (else they would compile
+# it again at every boot).
+_CACHE_PROBE = """
+from jinja2 import Environment
+from jinja2.bccache import Bucket
+from fwcfg_agent.render.cache import TemplateCache, packaged_cache_dir
+from fwcfg_agent.render.env import packaged_template_dir
+d = packaged_template_dir()
+cache = TemplateCache([packaged_cache_dir(d)], None)
+stale = []
+names = sorted(t.name for t in d.glob("*.j2"))
+for name in names:
+    b = Bucket(Environment(), cache.get_cache_key(name),
+               cache.get_source_checksum((d / name).read_text()))
+    cache.load_bytecode(b)
+    if b.code is None:
+        stale.append(name)
+print(d)
+print(len(names))
+print(" ".join(stale) or "-")
+"""
+
+
+def _check_template_cache(site_root: Path, cwd: Path) -> None:
+    env = {**_clean_env(), "PYTHONPATH": str(site_root)}
+    out = _run([SYSTEM_PYTHON, "-c", _CACHE_PROBE], env=env, cwd=cwd).stdout.split("\n")
+    assert out[0].startswith(str(site_root)), out
+    assert int(out[1]) > 0 and out[2] == "-", f"templates without packaged bytecode: {out[2]}"
 
 
 @needs_deb
@@ -353,6 +406,7 @@ def test_rpm_installs_into_a_scratch_root(rpm: Path, tmp_path: Path, checkout: C
     _run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-i", "--nodeps",
           "--noscripts", str(rpm)])
     assert os.access(root / "usr/bin/fwcfg-agent", os.X_OK)
+    _check_launcher(root / "usr/bin/fwcfg-agent", checkout)
     assert (root / "usr/lib/systemd/system" / UNIT).read_bytes() == \
         (checkout.path / "units" / UNIT).read_bytes()
     preset = (root / "usr/lib/systemd/system-preset/90-fwcfg-agent.preset").read_text()
@@ -363,6 +417,8 @@ def test_rpm_installs_into_a_scratch_root(rpm: Path, tmp_path: Path, checkout: C
     (site,) = root.glob("usr/lib*/python3.*/site-packages")
     for name in checkout.templates:
         assert (site / "fwcfg_agent/templates" / name).is_file()
+    if checkout.has_template_cache:
+        _check_template_cache(site_root=site, cwd=tmp_path)
     query = _run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "-q",
                   "--configfiles", "fwcfg-agent"]).stdout.split()
     assert "/etc/fwcfg-agent/agent.conf" in query
