@@ -119,6 +119,10 @@ def cmd_apply(opts: Options) -> int:
                           selinux=selinux_enabled(root.is_host), log=opts.log)
         journal.save_state(state)
         _set_hostname(opts, config, planned.plan.hostname)
+        if root.is_host and records:
+            from .activate import after_write
+
+            after_write(root.path, (r["format"] for r in records), opts.log)
         _record_snapshot(opts, config, collected, planned)
         outcome = "changed" if records else "unchanged"
         journal.append(_record(opts, "apply", outcome, run=run, source=collected.source,
