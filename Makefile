@@ -21,5 +21,52 @@ test:
 	echo "=== real-guest tests on $$($$newest/bin/python --version)"
 	PYTHONPATH=$(CURDIR) $$newest/bin/python -m pytest -q -m guest tests
 
+vm-demo:
+	tools/vm-demo
+
+bench:
+	venv=$$(tools/bootstrap | tail -n1)
+	$$venv/bin/python bench/boot_cost.py
+
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Packages, built from a clean tree: `git archive HEAD`, so uncommitted changes are NOT in them
+# (a warning says so). Build logs go to stderr; the last line on stdout is the package's path:
+# dist/fwcfg-agent_<version>_<arch>.deb and dist/fwcfg-agent-<version>-<release>.<arch>.rpm.
+# The system's /usr/bin/python3 builds them (the Debian tools and rpmbuild expect it), so PATH
+# is reset and PYTHONPATH dropped: a venv or pyenv on PATH must not leak into the package.
+PKG_ENV = env -u PYTHONPATH -u PYTHONHOME PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
+
+deb:
+	@set -euo pipefail
+	[[ -z "$$(git status --porcelain --untracked-files=no)" ]] \
+	  || echo "make deb: uncommitted changes are not packaged (building HEAD)" >&2
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	git archive --format=tar --prefix=fwcfg-agent/ HEAD | tar -x -C "$$tmp"
+	cp -a "$$tmp/fwcfg-agent/packaging/debian" "$$tmp/fwcfg-agent/debian"
+	(cd "$$tmp/fwcfg-agent" && $(PKG_ENV) dpkg-buildpackage -us -uc -b) >&2
+	mkdir -p dist
+	deb=$$(cd "$$tmp" && ls fwcfg-agent_*.deb)
+	cp "$$tmp/$$deb" dist/
+	echo "dist/$$deb"
+
+rpm:
+	@set -euo pipefail
+	[[ -z "$$(git status --porcelain --untracked-files=no)" ]] \
+	  || echo "make rpm: uncommitted changes are not packaged (building HEAD)" >&2
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	mkdir -p "$$tmp"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
+	version=$$(git show HEAD:packaging/rpm/fwcfg-agent.spec | sed -n 's/^Version: *//p')
+	git archive --format=tar.gz --prefix="fwcfg-agent-$$version/" \
+	  -o "$$tmp/SOURCES/fwcfg-agent-$$version.tar.gz" HEAD
+	git show HEAD:packaging/rpm/fwcfg-agent.spec > "$$tmp/SPECS/fwcfg-agent.spec"
+	# --nodeps: the build dependencies are Debian packages here, which rpm's database
+	# does not know about. Debian's brp-compress needs bash (`read -d`) but says #!/bin/sh.
+	$(PKG_ENV) rpmbuild -bb --nodeps --define "_topdir $$tmp" \
+	  --define "__brp_compress /bin/bash /usr/lib/rpm/brp-compress %{?_prefix}" \
+	  "$$tmp/SPECS/fwcfg-agent.spec" >&2
+	mkdir -p dist
+	rpm=$$(cd "$$tmp/RPMS" && ls */fwcfg-agent-*.rpm)
+	cp "$$tmp/RPMS/$$rpm" dist/
+	echo "dist/$$(basename "$$rpm")"

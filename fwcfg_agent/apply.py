@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .errors import StateError
 from .fsutil import atomic_remove, atomic_write, clean_stale_temps, read_or_none, sha256
@@ -18,8 +17,7 @@ from .render import Plan, remove_block
 CREATE, UPDATE, REMOVE = "created", "updated", "removed"
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     path: str
     action: str
     before: Optional[bytes]

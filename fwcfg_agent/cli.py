@@ -125,12 +125,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _terminate_on_sigterm() -> None:
     """systemd's start timeout sends SIGTERM: unwind (finally blocks rebind the fw_cfg driver
     and release the lock) instead of dying on the spot."""
-    import signal
+    import _signal  # type: ignore[import-not-found]  # signal loads enum; this is builtin
 
     def handler(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    _signal.signal(_signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

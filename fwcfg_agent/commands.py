@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from . import __version__, fast
 from .apply import compute_changes, execute, undo
@@ -26,8 +23,7 @@ from .pipeline import Collected, Planned, collect, make_plan
 from .render.env import Templates
 
 
-@dataclass
-class Options:
+class Options(NamedTuple):
     root: Root
     config_file: Optional[Path]
     source: Optional[str]
@@ -61,9 +57,11 @@ def _gather_facts(opts: Options, config: AgentConfig) -> Facts:
     return gather(opts.root)
 
 
-def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts) -> Planned:
+def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts,
+          *, write_cache: bool) -> Planned:
+    cache = opts.root.template_cache if write_cache else None
     planned = make_plan(collected, config, opts.formats, facts,
-                        Templates(opts.root.template_dir))
+                        Templates(opts.root.template_dir, cache))
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
@@ -109,7 +107,7 @@ def cmd_apply(opts: Options) -> int:
             state = State()
         facts = _gather_facts(opts, config)
         try:
-            planned = _plan(opts, config, collected, facts)
+            planned = _plan(opts, config, collected, facts, write_cache=not opts.dry_run)
         except PayloadError as e:
             return _invalid(opts, None if opts.dry_run else journal, e, collected)
         changes = compute_changes(planned.plan, root, state, journal)
@@ -121,6 +119,10 @@ def cmd_apply(opts: Options) -> int:
                           selinux=selinux_enabled(root.is_host), log=opts.log)
         journal.save_state(state)
         _set_hostname(opts, config, planned.plan.hostname)
+        if root.is_host and records:
+            from .activate import after_write
+
+            after_write(root.path, (r["format"] for r in records), opts.log)
         _record_snapshot(opts, config, collected, planned)
         outcome = "changed" if records else "unchanged"
         journal.append(_record(opts, "apply", outcome, run=run, source=collected.source,
@@ -160,6 +162,8 @@ def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
 def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:
     if not hostname or not opts.root.is_host or not config.set_hostname:
         return
+    import socket
+
     short = hostname  # the kernel gets what /etc/hostname holds, as systemd does at boot
     try:
         if socket.gethostname() != short:
@@ -199,8 +203,10 @@ def cmd_diff(opts: Options) -> int:
         state = journal.load_state()
     except StateError:
         state = State()
-    planned = _plan(opts, config, collected, gather(root))
+    planned = _plan(opts, config, collected, gather(root), write_cache=False)
     changes = compute_changes(planned.plan, root, state, journal)
+    import difflib
+
     for c in changes:
         a = (c.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
         b = (c.after or b"").decode("utf-8", "replace").splitlines(keepends=True)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .errors import ConfigError, PayloadError
 from .model import Format
@@ -25,8 +24,7 @@ DEFAULT_EXCLUDE = (
 SOURCES = ("auto", "sysfs", "raw")
 
 
-@dataclass(frozen=True)
-class AgentConfig:
+class AgentConfig(NamedTuple):
     formats: Optional[tuple[Format, ...]] = None  # None: detect from the root
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE

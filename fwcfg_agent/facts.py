@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Optional
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple, Optional
 
 from .errors import PayloadError
 from .fast import MANAGER_MARKERS, MANAGER_UNITS, WANTS_DIRS
@@ -15,9 +16,8 @@ from .settings import NetDev
 ARPHRD_ETHER = "1"
 
 
-@dataclass(frozen=True)
-class Facts:
-    os_release: dict[str, str] = field(default_factory=dict)
+class Facts(NamedTuple):
+    os_release: Mapping[str, str] = MappingProxyType({})
     netdevs: tuple[NetDev, ...] = ()
     hosts: Optional[str] = None  # the current /etc/hosts, for the managed block
     installed: frozenset[str] = frozenset()  # see fast.MANAGER_MARKERS

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Optional
 
@@ -96,6 +94,9 @@ def _copy_label(old: Path, fd: int) -> None:
 
 
 def restorecon(path: Path) -> None:
+    import shutil
+    import subprocess
+
     tool = shutil.which("restorecon")
     if tool:
         subprocess.run([tool, str(path)], check=False, capture_output=True, timeout=10)

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .errors import StateError
 from .fsutil import atomic_write
@@ -25,8 +22,7 @@ STATE = "state.json"
 BACKUPS = "backups"
 
 
-@dataclass
-class ManagedFile:
+class ManagedFile(NamedTuple):
     sha256: str
     mode: int
     format: str
@@ -36,16 +32,21 @@ class ManagedFile:
     shared: bool = False  # a file the agent shares with the admin (/etc/hosts block)
 
 
-@dataclass
 class State:
-    files: dict[str, ManagedFile] = field(default_factory=dict)
-    hostname: Optional[str] = None
-    run: Optional[str] = None
+    """The agent's state: mutable, saved whole by Journal.save_state."""
+
+    __slots__ = ("files", "hostname", "run")
+
+    def __init__(self, files: Optional[dict[str, ManagedFile]] = None,
+                 hostname: Optional[str] = None, run: Optional[str] = None) -> None:
+        self.files: dict[str, ManagedFile] = files if files is not None else {}
+        self.hostname = hostname
+        self.run = run
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": 1,
-            "files": {p: asdict(f) for p, f in sorted(self.files.items())},
+            "files": {p: f._asdict() for p, f in sorted(self.files.items())},
             "hostname": self.hostname,
             "run": self.run,
         }
@@ -54,7 +55,7 @@ class State:
 def new_run_id() -> str:
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z-{secrets.token_hex(3)}"
+    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z-{os.urandom(3).hex()}"
 
 
 def now_iso() -> str:
@@ -143,6 +144,8 @@ class Journal:
         atomic_write(self.dir / JOURNAL, lines, 0o644)
         needed = {r["run"] for r in kept}
         needed |= {f.original.split("/")[1] for f in state.files.values() if f.original}
+        import shutil
+
         backups = self.dir / BACKUPS
         if backups.is_dir():
             for d in backups.iterdir():

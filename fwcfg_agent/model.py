@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
@@ -39,8 +38,7 @@ class BootProto(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     destination: IPNetwork
     gateway: Optional[IPAddress] = None
     metric: Optional[int] = None
@@ -50,8 +48,7 @@ class Route:
         return self.destination.version
 
 
-@dataclass(frozen=True)
-class Interface:
+class Interface(NamedTuple):
     """One NIC's settings.
 
     `name` is the kernel name the files use; `mac` (lower case) is set when the payload picked the
@@ -83,8 +80,7 @@ class Interface:
         return self.bootproto is BootProto.DHCP
 
 
-@dataclass(frozen=True)
-class HostConfig:
+class HostConfig(NamedTuple):
     """Everything the entries set, validated."""
 
     hostname: Optional[str] = None
@@ -92,7 +88,7 @@ class HostConfig:
     dns: tuple[IPAddress, ...] = ()
     search: tuple[str, ...] = ()
     interfaces: tuple[Interface, ...] = ()
-    extra: tuple[tuple[str, str], ...] = field(default=())
+    extra: tuple[tuple[str, str], ...] = ()
 
     @property
     def short_hostname(self) -> Optional[str]:

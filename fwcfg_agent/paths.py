@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Root:
+class Root(NamedTuple):
     path: Path
 
     @property
@@ -37,6 +36,10 @@ class Root:
     @property
     def state_dir(self) -> Path:
         return self / "var/lib/fwcfg-agent"
+
+    @property
+    def template_cache(self) -> Path:
+        return self / "var/cache/fwcfg-agent/templates"
 
     @property
     def lock_file(self) -> Path:

@@ -10,7 +10,7 @@ means the same thing to this parser and to a shell.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import PayloadError
 
@@ -20,15 +20,13 @@ _SHELL_SPECIAL = set(" \t\"'\\$`;&|<>(){}*?[]~!")
 _DQ_ESCAPABLE = set('"\\$`')
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):
     key: str
     value: str
     line: int
 
 
-@dataclass(frozen=True)
-class Payload:
+class Payload(NamedTuple):
     """One fw_cfg entry's assignments in file order, keys unique."""
 
     entry: str

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from . import detect
 from .config import AgentConfig
@@ -21,8 +20,7 @@ from .settings import Result, build
 from .sources import Entry, open_source
 
 
-@dataclass(frozen=True)
-class Collected:
+class Collected(NamedTuple):
     source: str
     entries: tuple[Entry, ...]  # the entries the agent reads, in name order
 
@@ -57,8 +55,7 @@ def parse_all(collected: Collected) -> list[Payload]:
     return [parse(e.name, e.data) for e in collected.entries]
 
 
-@dataclass(frozen=True)
-class Planned:
+class Planned(NamedTuple):
     payloads: tuple[Payload, ...]
     result: Result
     formats: tuple[Format, ...]

@@ -11,8 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Callable, Optional, TypeVar, Union
+from typing import Callable, NamedTuple, Optional, TypeVar, Union
 
 from . import validate
 from .errors import PayloadError
@@ -32,8 +31,7 @@ DEFAULT_PREFIX6 = 64
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Value:
+class Value(NamedTuple):
     """A value with where it came from, for error messages."""
 
     value: str
@@ -44,19 +42,17 @@ class Value:
         return PayloadError(self.entry, reason, line=self.line, key=key)
 
 
-@dataclass(frozen=True)
-class NetDev:
+class NetDev(NamedTuple):
     """A NIC the guest's kernel shows in /sys/class/net."""
 
     name: str
     mac: str
 
 
-@dataclass
-class Result:
+class Result(NamedTuple):
     config: HostConfig
-    notices: list[str] = field(default_factory=list)  # overrides and defaults, logged at info
-    warnings: list[str] = field(default_factory=list)  # unknown keys and doubtful settings
+    notices: list[str]  # overrides and defaults, logged at info
+    warnings: list[str]  # unknown keys and doubtful settings
 
 
 Identity = Union[tuple[str, str], None]  # ("mac", m) | ("device", d) | None for the default NIC

@@ -360,3 +360,24 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["apply", "--help"])
     assert "3  invalid payload" in capsys.readouterr().out
+
+
+def test_owner_is_kept(guest_root: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to chown")
+    make_guest_root(guest_root, SOMLO)
+    os.chown(guest_root / "etc/hosts", 1234, 4321)
+    assert agent(guest_root, "apply").code == 0
+    st = (guest_root / "etc/hosts").stat()
+    assert (st.st_uid, st.st_gid) == (1234, 4321)
+    assert "guest1" in read(guest_root, "/etc/hosts")
+
+
+def test_explicit_config_file(guest_root: Path, tmp_path: Path) -> None:
+    make_guest_root(guest_root, SOMLO)
+    cfg = tmp_path / "other.conf"
+    cfg.write_text("FORMATS='hostname'\n")
+    assert agent(guest_root, "apply", "--config", str(cfg)).code == 0
+    assert sorted(snapshot(guest_root, "etc")) == ["etc/hostname", "etc/hosts", "etc/os-release"]
+    r = agent(guest_root, "apply", "--config", str(tmp_path / "missing.conf"))
+    assert r.code == 2 and "no such file" in r.err

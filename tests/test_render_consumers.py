@@ -234,7 +234,9 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
     for iface in case.config.interfaces:
         path = tmp_path / f"fwcfg-{iface.name}"
         path.write_bytes(_iface_file(plan, iface, "fwcfg-"))
-        # allow-hotplug interfaces (not "auto", which is what -a lists).
+        # `auto` (what networking.service raises at boot: `ifup -a`) and allow-hotplug
+        auto = _ifquery("-i", str(path), "--list", "-a").split()
+        assert [n for n in auto if n != "lo"] == [iface.name]  # ifquery always adds lo
         assert _ifquery("-i", str(path), "--list", "--allow=hotplug").split() == [iface.name]
         options = _ifquery("-i", str(path), iface.name).splitlines()
         for a in iface.addresses:

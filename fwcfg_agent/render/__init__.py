@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from ..facts import Facts
 from ..model import NETWORK_FORMATS, Format, HostConfig, Interface
@@ -15,8 +14,7 @@ HOSTS_END = "# END fwcfg-agent"
 CLOUD_INIT_DROPIN = "/etc/cloud/cloud.cfg.d/99-fwcfg-agent.cfg"
 
 
-@dataclass(frozen=True)
-class PlannedFile:
+class PlannedFile(NamedTuple):
     path: str  # as the guest sees it: /etc/hostname
     content: bytes
     mode: int
@@ -26,8 +24,7 @@ class PlannedFile:
     shared: bool = False
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     files: tuple[PlannedFile, ...] = ()
     hostname: Optional[str] = None  # to pass to sethostname() on the running system
     formats: tuple[Format, ...] = ()

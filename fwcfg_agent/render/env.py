@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
-import uuid
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from ..errors import ConfigError
+from .cache import TemplateCache, packaged_cache_dir
 
 
 def packaged_template_dir() -> Path:
@@ -43,13 +44,24 @@ def netmask(iface: ipaddress.IPv4Interface) -> str:
     return str(iface.netmask)
 
 
+def _uuid5(namespace: bytes, name: str) -> str:
+    """RFC 4122 name-based (SHA-1) uuid, as uuid.uuid5 computes it, without importing uuid."""
+    b = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    b[6] = (b[6] & 0x0F) | 0x50
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_URL = bytes.fromhex("6ba7b8119dad11d180b400c04fd430c8")  # RFC 4122 NameSpace_URL
 # Fixed namespace for the stable ids the templates derive (NetworkManager connection uuids).
-UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/fwcfg-agent")
+UUID_NAMESPACE = bytes.fromhex(_uuid5(_NAMESPACE_URL, "https://github.com/fwcfg-agent")
+                               .replace("-", ""))
 
 
 def uuid5(value: object) -> str:
     """A uuid that depends only on `value`: the same interface gets the same uuid on every run."""
-    return str(uuid.uuid5(UUID_NAMESPACE, str(value)))
+    return _uuid5(UUID_NAMESPACE, str(value))
 
 
 def offlink(gateway: Any, iface: Any) -> bool:
@@ -79,7 +91,11 @@ def carries_dns(iface: Any, config: Any) -> bool:
 
 
 class Templates:
-    def __init__(self, override_dir: Path | None = None) -> None:
+    """The templates, compiled through a bytecode cache: the one shipped in the package
+    (`fwcfg-agent-precompile` at build time), then `cache_dir` (written at run time)."""
+
+    def __init__(self, override_dir: Path | None = None,
+                 cache_dir: Path | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
         if override_dir is not None and override_dir.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(override_dir)))
@@ -91,6 +107,8 @@ class Templates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            bytecode_cache=TemplateCache([packaged_cache_dir(packaged_template_dir())],
+                                         cache_dir),
         )
         self.env.filters.update(shquote=shquote, yamlstr=yamlstr, keyfile=keyfile,
                                 netmask=netmask, uuid5=uuid5)

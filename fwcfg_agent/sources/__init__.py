@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,11 +39,18 @@ def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
     except Exception as e:  # no udev in an early initrd, no netlink permission: poll instead
         log.debug(f"udev monitor unavailable ({e}); polling for {tree}")
         monitor = None
+    import subprocess
+
     try:
-        subprocess.run(["modprobe", "-q", "qemu_fw_cfg"], check=False, timeout=timeout or 1,
-                       capture_output=True)
+        done = subprocess.run(["modprobe", "-q", "qemu_fw_cfg"], check=False,
+                              timeout=timeout or 1, capture_output=True)
     except (OSError, subprocess.TimeoutExpired) as e:
         log.debug(f"modprobe qemu_fw_cfg: {e}")
+        return
+    if done.returncode != 0:
+        # blacklisted (module_blacklist=), missing, or refused: nothing will appear
+        log.info("modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree")
+        return
     deadline = time.monotonic() + timeout
     while not tree.is_dir():
         left = deadline - time.monotonic()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class EntryInfo:
+class EntryInfo(NamedTuple):
     """One fw_cfg file as the directory lists it."""
 
     name: str
@@ -15,8 +13,7 @@ class EntryInfo:
     size: int
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """An entry's directory record with the bytes read from it."""
 
     info: EntryInfo

@@ -1,0 +1,208 @@
+"""The agent's cost on the boot path, as ratios to the bare interpreter measured in the same run.
+
+    python3 bench/boot_cost.py [--python /usr/bin/python3] [--runs 30] [--json FILE]
+
+It installs the checkout into a throwaway venv made from PYTHON (Debian's python3 by default,
+the interpreter a guest runs, with its python3-jinja2/pyudev/systemd), compiles the templates
+into the package as the DEB and RPM builds do, and measures both entry points:
+`launcher` is bin/fwcfg-agent as the DEB and RPM install it, `console` is the console_scripts
+wrapper pip generates. Each case runs the whole process, interleaved with the baseline: the same
+interpreter with the same flags running `-c pass`. Reported: median, min and max wall time, the
+ratio of medians, peak RSS, and the top of `-X importtime` for each case.
+
+Cases, on a root with a realistic payload (hostname, two NICs, IPv4 and IPv6, DNS, routes):
+  first-boot    everything rendered and written (a fresh copy of the root every run)
+  steady-state  a later boot: nothing changed
+  no-device     no fw_cfg device at all
+  invalid       a payload with an error: nothing written
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fwcfg_agent.fakeroot import (  # noqa: E402
+    write_fwcfg_tree,
+    write_netdev,
+    write_os_release,
+    write_qemu_acpi_device,
+)
+
+PAYLOAD = {
+    "opt/org.example/host": b"HOSTNAME=web1.example.com\nDNS1=192.0.2.53\nDNS2=2001:db8::53\n"
+                            b"SEARCH='example.com lab.example.com'\n",
+    "opt/org.example/net0": b"HWADDR=52:54:00:12:34:56\nIPADDR=192.0.2.10/24\n"
+                            b"GATEWAY=192.0.2.1\nIPV6ADDR=2001:db8::10/64\n"
+                            b"IPV6_DEFAULTGW=2001:db8::1\n",
+    "opt/org.example/net1": b"HWADDR=52:54:00:12:34:57\nIPADDR=198.51.100.10/24\nMTU=9000\n"
+                            b"ROUTE1='203.0.113.0/24 via 198.51.100.1 metric 100'\n"
+                            b"ROUTE2='2001:db8:99::/48 via 2001:db8:100::1'\n"
+                            b"IPV6ADDR=2001:db8:100::10/64\n",
+}
+TARGETS = {"first-boot": 5.0, "steady-state": 2.0, "no-device": 1.5}
+
+
+def make_root(root: Path, payload: dict[str, bytes] | None) -> Path:
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n")
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    write_netdev(root, "enp0s2", "52:54:00:12:34:56")
+    write_netdev(root, "enp0s3", "52:54:00:12:34:57")
+    if payload is not None:
+        write_qemu_acpi_device(root)
+        write_fwcfg_tree(root, payload)
+    return root
+
+
+def install(python: str, work: Path) -> tuple[list[str], list[str]]:
+    """A venv with the agent installed; returns (launcher argv, console-script argv)."""
+    venv = work / "venv"
+    subprocess.run([python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--no-index", str(REPO)], check=True,
+                   stdout=subprocess.DEVNULL)
+    # as the DEB and RPM builds do: ship the templates compiled
+    subprocess.run([str(venv / "bin/python"), "-m", "fwcfg_agent.render.cache"], check=True,
+                   cwd=work)
+    launcher = venv / "bin/fwcfg-agent-launcher"
+    text = (REPO / "bin/fwcfg-agent").read_text().split("\n", 1)[1]
+    flags = ["-I"]
+    launcher.write_text(f"#!{venv}/bin/python {' '.join(flags)}\n{text}")
+    launcher.chmod(0o755)
+    return ([str(venv / "bin/python"), *flags, str(launcher)],
+            [str(venv / "bin/python"), str(venv / "bin/fwcfg-agent")])
+
+
+def run_once(argv: list[str]) -> tuple[float, int, int]:
+    """Wall time, exit code and peak RSS (KiB) of one whole process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, proc.returncode, usage.ru_maxrss
+
+
+def importtime(argv: list[str], top: int = 8) -> list[tuple[int, str]]:
+    interp, rest = argv[0], argv[1:]
+    proc = subprocess.run([interp, "-X", "importtime", *rest], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    rows: list[tuple[int, str]] = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m and len(m.group(3)) <= 2:  # top-level imports only
+            rows.append((int(m.group(2)), m.group(4)))
+    return sorted(rows, reverse=True)[:top]
+
+
+def stats(xs: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(xs) * 1e3, "min_ms": min(xs) * 1e3,
+            "max_ms": max(xs) * 1e3}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--python", default="/usr/bin/python3")
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="fwcfg-bench-") as tmp:
+        work = Path(tmp)
+        launcher, console = install(args.python, work)
+        flags = launcher[1:-1]
+        base_argv = {"launcher": [launcher[0], *flags, "-c", "pass"],
+                     "console": [console[0], "-c", "pass"]}
+        template = make_root(work / "template", PAYLOAD)
+        steady = work / "steady"
+        shutil.copytree(template, steady, symlinks=True)
+        subprocess.run([*launcher, "apply", "--root", str(steady)], check=True,
+                       capture_output=True)
+        nodev = make_root(work / "nodev", None)
+        invalid = make_root(work / "invalid", {**PAYLOAD, "opt/org.example/net1":
+                                               b"HWADDR=52:54:00:12:34:57\nMTU=12\n"})
+        fresh = work / "fresh"
+
+        def first_boot_setup() -> None:
+            shutil.rmtree(fresh, ignore_errors=True)
+            shutil.copytree(template, fresh, symlinks=True)
+
+        cases: dict[str, tuple[Path, Callable[[], None] | None, int]] = {
+            "first-boot": (fresh, first_boot_setup, 0),
+            "steady-state": (steady, None, 0),
+            "no-device": (nodev, None, 0),
+            "invalid": (invalid, None, 3),
+        }
+        results: dict[str, Any] = {"python": subprocess.run(
+            [launcher[0], "--version"], capture_output=True, text=True).stdout.strip(),
+            "runs": args.runs, "entry_points": {}}
+        for ep_name, ep in (("launcher", launcher), ("console", console)):
+            base = base_argv[ep_name]
+            times: dict[str, list[float]] = {"baseline": []}
+            rss: dict[str, list[int]] = {"baseline": []}
+            for _ in range(args.runs):
+                for case, (root, setup, expect) in cases.items():
+                    if setup:
+                        setup()
+                    t, _, m = run_once(base)  # interleaved: a baseline before every case
+                    times["baseline"].append(t)
+                    rss["baseline"].append(m)
+                    t, code, m = run_once([*ep, "apply", "--root", str(root)])
+                    if code != expect:
+                        raise SystemExit(f"{case}: exit {code}, expected {expect}")
+                    times.setdefault(case, []).append(t)
+                    rss.setdefault(case, []).append(m)
+            base_med = statistics.median(times["baseline"])
+            out: dict[str, Any] = {}
+            for case, xs in times.items():
+                row: dict[str, Any] = dict(stats(xs))
+                row["ratio"] = statistics.median(xs) / base_med
+                row["peak_rss_kib"] = max(rss[case])
+                if case != "baseline":
+                    root, setup, _ = cases[case]
+                    if setup:
+                        setup()
+                    row["importtime_us"] = importtime([*ep, "apply", "--root", str(root)])
+                out[case] = row
+            results["entry_points"][ep_name] = {"argv0": ep[-1], "flags": ep[1:-1],
+                                                "cases": out}
+
+    print(f"fwcfg-agent boot cost, {results['python']}, {args.runs} interleaved runs per case")
+    for ep_name, ep_res in results["entry_points"].items():
+        print(f"\nentry point: {ep_name} (flags: {' '.join(ep_res['flags']) or 'none'})")
+        print(f"  {'case':14} {'median':>8} {'min':>8} {'max':>8} {'ratio':>6} {'target':>7}"
+              f" {'peak RSS':>9}")
+        for case, row in ep_res["cases"].items():
+            target = TARGETS.get(case)
+            mark = "" if target is None else f"<={target:g}x"
+            print(f"  {case:14} {row['median_ms']:7.1f}ms {row['min_ms']:7.1f}ms "
+                  f"{row['max_ms']:7.1f}ms {row['ratio']:5.2f}x {mark:>7} "
+                  f"{row['peak_rss_kib'] / 1024:7.1f}MiB")
+        for case, row in ep_res["cases"].items():
+            if "importtime_us" in row:
+                top = ", ".join(f"{name} {us / 1000:.1f}ms" for us, name in
+                                row["importtime_us"][:5])
+                print(f"  imports, {case}: {top}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

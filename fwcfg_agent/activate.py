@@ -1,0 +1,42 @@
+"""After writing: what the running system needs so the new files take effect on this boot.
+
+The agent runs before the network managers start, so they read its files. netplan is the
+exception: its systemd generator turned /etc/netplan into /run/systemd/network before any unit
+ran, so a changed netplan file must be generated again now, before networkd starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+from .log import Log
+
+NETPLAN_TIMEOUT = 20.0
+
+
+def netplan_generate(root: Path, log: Log) -> bool:
+    tool = shutil.which("netplan", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if tool is None:
+        log.warning("netplan files changed but the netplan command is missing: they take "
+                    "effect at the next boot")
+        return False
+    argv = [tool, "generate"] if root == Path("/") else [tool, "generate", "--root-dir",
+                                                          str(root)]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=NETPLAN_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning(f"netplan generate: {e}")
+        return False
+    if done.returncode != 0:
+        log.warning(f"netplan generate failed ({done.returncode}): {done.stderr.strip()}")
+        return False
+    log.info("netplan generate: networkd configuration regenerated for this boot")
+    return True
+
+
+def after_write(root: Path, changed_formats: Iterable[str], log: Log) -> None:
+    if "netplan" in set(changed_formats):
+        netplan_generate(root, log)

@@ -1,0 +1,32 @@
+"""The boot-cost benchmark runs and reports every case (no timing is judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO
+
+
+def test_boot_cost_benchmark_reports_every_case(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    python = "/usr/bin/python3"
+    assert Path(python).exists(), "Debian's python3 is missing: run tools/bootstrap"
+    proc = subprocess.run([sys.executable, str(REPO / "bench/boot_cost.py"), "--python", python,
+                           "--runs", "1", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(out.read_text())
+    for entry_point in ("launcher", "console"):
+        cases = doc["entry_points"][entry_point]["cases"]
+        assert set(cases) == {"baseline", "first-boot", "steady-state", "no-device", "invalid"}
+        for name, row in cases.items():
+            assert row["median_ms"] > 0 and row["peak_rss_kib"] > 0
+            if name != "baseline":
+                assert row["importtime_us"], name
+    # the steady state really takes the fast path: no jinja2 among its imports
+    steady = doc["entry_points"]["launcher"]["cases"]["steady-state"]["importtime_us"]
+    assert not any("jinja2" in name or "commands" in name for _, name in steady)
+    assert "first-boot" in proc.stdout and "ratio" in proc.stdout

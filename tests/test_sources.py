@@ -1,0 +1,94 @@
+"""Source selection end to end: the same agent above sysfs and the raw reader (on the model)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from fwcfg_agent.sources import raw
+
+from .agent import agent
+from .conftest import make_guest_root
+from .fwcfg_model import FwCfgModel
+
+ENTRIES = {"opt/GuestInfo": b"HOSTNAME=rawguest\nIPADDR=192.0.2.10/24\n",
+           "opt/org.example/net1": b"HWADDR=52:54:00:12:34:57\nIPADDR=198.51.100.10/24\n"}
+
+
+def _raw_root(root: Path, monkeypatch: pytest.MonkeyPatch, profile: str) -> list[FwCfgModel]:
+    """A guest whose kernel has no fw_cfg sysfs tree; the device answers through the model
+    (a fresh one for every open, as a new process sees the device). Returns the models used."""
+    import shutil
+
+    make_guest_root(root, ENTRIES, nics=(("ens3", "52:54:00:12:34:56"),
+                                         ("ens4", "52:54:00:12:34:57")))
+    shutil.rmtree(root / "sys/firmware/qemu_fw_cfg")
+    models: list[FwCfgModel] = []
+
+    def opener() -> FwCfgModel:
+        models.append(FwCfgModel(profile, ENTRIES))
+        return models[-1]
+
+    monkeypatch.setattr(raw, "open_raw_source",
+                        functools.partial(raw.open_raw_source, port_opener=opener))
+    return models
+
+
+@pytest.mark.parametrize("profile", ["qemu", "qemu-nodma", "cloud-hypervisor"])
+def test_apply_through_raw_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  profile: str) -> None:
+    root = tmp_path / "raw"
+    models = _raw_root(root, monkeypatch, profile)
+    r = agent(root, "apply")
+    assert r.code == 0, r.err
+    assert (root / "etc/hostname").read_text() == "rawguest\n"
+    assert "198.51.100.10/24" in (root / "etc/systemd/network/10-fwcfg-ens4.network").read_text()
+    run = agent(root, "journal", "--json").json()[-1]
+    assert run["source"] == "raw"
+    assert models and all(m.crashed is None and m.closed for m in models)
+
+    # the same entries through sysfs give the same names and digests
+    sysfs_root = make_guest_root(tmp_path / "sysfs", ENTRIES)
+    via_sysfs = agent(sysfs_root, "show", "--json").json()
+    via_raw = agent(root, "show", "--json", "--source", "raw").json()
+    assert via_raw["source"] == "raw" and via_sysfs["source"] == "sysfs"
+    assert [(e["name"], e["size"], e["sha256"]) for e in via_raw["entries"]] == \
+        [(e["name"], e["size"], e["sha256"]) for e in via_sysfs["entries"]]
+
+
+def test_raw_runs_take_the_full_path_every_time(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "raw"
+    _raw_root(root, monkeypatch, "qemu")
+    assert agent(root, "apply").code == 0
+    assert not (root / "var/lib/fwcfg-agent/snapshot").exists()
+    r = agent(root, "apply")
+    assert r.code == 0 and "nothing changed" in r.err
+
+
+def test_sysfs_only_without_tree_is_a_clear_error(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "raw"
+    _raw_root(root, monkeypatch, "qemu")
+    r = agent(root, "apply", "--source", "sysfs")
+    assert r.code == 4 and "qemu_fw_cfg" in r.err
+    assert not (root / "etc/hostname").exists()
+
+
+def test_auto_prefers_sysfs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = make_guest_root(tmp_path / "both", ENTRIES)
+
+    def refuse(*a: object, **k: object) -> None:
+        raise AssertionError("the raw reader was opened although sysfs was there")
+
+    monkeypatch.setattr(raw, "open_raw_source", refuse)
+    doc = agent(root, "show", "--json").json()
+    assert doc["source"] == "sysfs"
+
+
+def test_raw_on_a_test_root_never_opens_real_ports(tmp_path: Path) -> None:
+    root = make_guest_root(tmp_path / "r", ENTRIES)
+    r = agent(root, "show", "--json", "--source", "raw")
+    assert r.code == 4 and "refusing to open the real I/O ports" in r.err
