@@ -65,13 +65,71 @@ def _symlink(link: Path, target: str) -> None:
     link.symlink_to(target)
 
 
-def install_agent(repo: Path, root: Path) -> None:
-    """Installs the agent from the checkout into the guest tree `root`.
+def install_agent(repo: Path, root: Path, workdir: Path) -> str:
+    """Installs the agent from the checkout into the guest tree `root`; says how.
 
-    The one place that knows how the agent gets into a guest: until the packaging issue lands it
-    copies the sources the way the Debian package will lay them out; afterwards it can install
-    the DEB from dist/ (`dpkg --root`) instead, and nothing else in the harness changes.
+    The one place that knows how the agent gets into a guest. By default it builds the Debian
+    package from the working tree (uncommitted changes included) and installs it with
+    `dpkg --root`, which is what users get. FWCFG_GUEST_INSTALL=copy (or a machine without
+    dpkg-buildpackage) copies the sources the way the package lays them out instead.
     """
+    mode = os.environ.get("FWCFG_GUEST_INSTALL", "auto")
+    if mode not in ("auto", "deb", "copy"):
+        raise ValueError(f"FWCFG_GUEST_INSTALL={mode!r}: auto, deb or copy")
+    can_deb = (repo / "packaging/debian/control").is_file() and all(
+        shutil.which(t) for t in ("dpkg-buildpackage", "dh", "dpkg")
+    )
+    if mode == "deb" or (mode == "auto" and can_deb):
+        deb = build_deb(repo, workdir)
+        subprocess.run(
+            ["dpkg", f"--root={root}", "--force-unsafe-io", "-i", str(deb)],
+            check=True,
+            capture_output=True,
+        )
+        return f"deb {deb.name}"
+    install_from_checkout(repo, root)
+    return "copy"
+
+
+def build_deb(repo: Path, workdir: Path) -> Path:
+    """dpkg-buildpackage on a copy of the working tree (tracked and new files, not ignored)."""
+    src = workdir / "deb-build" / "fwcfg-agent"
+    src.mkdir(parents=True)
+    files = subprocess.run(
+        ["git", "-C", str(repo), "ls-files", "-co", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for rel in filter(None, files):
+        source = repo / os.fsdecode(rel)
+        if source.is_file():
+            (src / os.fsdecode(rel)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, src / os.fsdecode(rel))
+    shutil.copytree(repo / "packaging/debian", src / "debian")
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "LC_ALL": "C.UTF-8",
+        "HOME": str(workdir),
+    }
+    proc = subprocess.run(
+        ["dpkg-buildpackage", "-us", "-uc", "-b"],
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    (workdir / "deb-build" / "build.log").write_text(proc.stdout)
+    debs = sorted((workdir / "deb-build").glob("fwcfg-agent_*.deb"))
+    if proc.returncode != 0 or not debs:
+        tail = "\n".join(proc.stdout.splitlines()[-30:])
+        raise RuntimeError(f"dpkg-buildpackage failed ({proc.returncode}):\n{tail}")
+    return debs[0]
+
+
+def install_from_checkout(repo: Path, root: Path) -> None:
+    """Copies the checkout into the tree the way the Debian package lays it out."""
     site = root / "usr/lib/python3/dist-packages/fwcfg_agent"
     if site.exists():
         shutil.rmtree(site)

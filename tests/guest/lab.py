@@ -50,11 +50,12 @@ class Lab:
             tree = self.workdir / "tree"
             tree.mkdir()
             image.copy_tree(self.base.root, tree)
+            how = "no agent"
             if self.with_agent:
-                image.install_agent(image.REPO, tree)
+                how = image.install_agent(image.REPO, tree, self.workdir)
             image.install_test_hooks(tree)
             self._tree = tree
-            self.setup_seconds["copy tree + install agent"] = time.monotonic() - t0
+            self.setup_seconds[f"copy tree + install agent ({how})"] = time.monotonic() - t0
         return self._tree
 
     def variant_disk(self, variant: str, agent_conf: str | None = None) -> Path:
