@@ -200,10 +200,10 @@ def _interface(
         seen.add(a.ip)
 
     if boot is BootProto.STATIC and not addresses:
-        raise PayloadError(
-            sources[0], f"interface {name} has BOOTPROTO static but no IPADDR or IPV6ADDR",
-            key="BOOTPROTO" if "BOOTPROTO" in v else None,
-        )
+        # point at BOOTPROTO if given, else at the first setting for this NIC
+        key = "BOOTPROTO" if "BOOTPROTO" in v else next(iter(v))
+        raise v[key].error(key, f"interface {name} is static (BOOTPROTO) but has no IPADDR "
+                                "or IPV6ADDR")
     gateway = _opt(v, "GATEWAY", validate.ipv4_address)
     gateway6 = _opt(v, "IPV6_DEFAULTGW", validate.ipv6_address)
     for gw, key in ((gateway, "GATEWAY"), (gateway6, "IPV6_DEFAULTGW")):

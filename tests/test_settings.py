@@ -133,8 +133,9 @@ def test_invalid_values_name_entry_line_key(text: str, line: int, key: str, reas
 
 
 def test_static_without_address_is_an_error() -> None:
-    with pytest.raises(PayloadError, match="BOOTPROTO static but no IPADDR"):
+    with pytest.raises(PayloadError, match="static .BOOTPROTO. but has no IPADDR") as e:
         run(("opt/n", "DEVICE=ens3\nMTU=1500\n"))
+    assert (e.value.entry, e.value.line, e.value.key) == ("opt/n", 1, "DEVICE")
 
 
 def test_same_nic_picked_two_ways_is_an_error() -> None:

@@ -1,0 +1,73 @@
+"""Events: structured journald fields with a MESSAGE_ID, or one stderr line each."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fwcfg_agent import log as logmod
+from fwcfg_agent.log import MSG_FILE, MSG_INVALID, Log
+
+from .conftest import make_guest_root
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, message: str, **fields: Any) -> None:
+        self.sent.append((message, fields))
+
+
+def test_journal_fields() -> None:
+    cap = Capture()
+    Log(sender=cap).error("bad", MSG_INVALID, entry="opt/x", line=3, key="IPADDR", unused=None)
+    ((message, fields),) = cap.sent
+    assert message == "bad"
+    assert fields == {"PRIORITY": 3, "SYSLOG_IDENTIFIER": "fwcfg-agent",
+                      "MESSAGE_ID": MSG_INVALID, "FWCFG_ENTRY": "opt/x", "FWCFG_LINE": "3",
+                      "FWCFG_KEY": "IPADDR"}
+
+
+def test_stderr_fallback() -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        Log(use_journal=False).warning("careful")
+        Log(use_journal=False).debug("hidden")
+    assert err.getvalue() == "fwcfg-agent: warning: careful\n"
+
+
+def test_journald_gone_falls_back_to_stderr() -> None:
+    def broken(message: str, **fields: Any) -> None:
+        raise OSError("no journald")
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        Log(sender=broken).info("still said")
+    assert "still said" in err.getvalue()
+
+
+def test_a_whole_run_sends_structured_events(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from fwcfg_agent.cli import main
+
+    cap = Capture()
+    monkeypatch.setattr(logmod, "_journal_sender", lambda: cap)
+    root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
+    assert main(["apply", "--root", str(root)]) == 0
+    ids = [f.get("MESSAGE_ID") for _, f in cap.sent]
+    assert ids.count(MSG_FILE) == 3
+    file_events = [f for _, f in cap.sent if f.get("MESSAGE_ID") == MSG_FILE]
+    assert {f["FWCFG_PATH"] for f in file_events} == {
+        "/etc/hostname", "/etc/hosts", "/etc/systemd/network/10-fwcfg-ens3.network"}
+    assert all(f["FWCFG_RUN"] and f["FWCFG_ACTION"] for f in file_events)
+    bad = make_guest_root(tmp_path / "b", {"opt/GuestInfo": b"HOSTNAME=j1\nMTU=1\nIPADDR=10.0.0.5\n"})
+    cap.sent.clear()
+    assert main(["apply", "--root", str(bad)]) == 3
+    (invalid,) = [f for _, f in cap.sent if f.get("MESSAGE_ID") == MSG_INVALID]
+    assert (invalid["FWCFG_ENTRY"], invalid["FWCFG_LINE"], invalid["FWCFG_KEY"]) == (
+        "opt/GuestInfo", "2", "MTU")
