@@ -19,7 +19,7 @@ from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .model import Format
 from .paths import Root
-from .pipeline import Collected, Planned, collect, make_plan
+from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
 from .render.env import Templates
 
 
@@ -49,18 +49,23 @@ def _record(opts: Options, command: str, outcome: str, **extra: Any) -> dict[str
             "outcome": outcome, **extra}
 
 
-def _gather_facts(opts: Options, config: AgentConfig) -> Facts:
-    if opts.root.is_host:
+def _gather_facts(opts: Options, config: AgentConfig) -> tuple[Facts, tuple[Format, ...]]:
+    """What the root looks like, and the formats to write. Where those formats name NICs by
+    their kernel names, wait (bounded) for udev to finish naming them, then look again."""
+    facts = gather(opts.root)
+    formats = choose_formats(config, opts.formats, facts)
+    if opts.root.is_host and needs_final_names(formats):
         from .udev import wait_for_netdevs
 
         wait_for_netdevs(config.device_wait, opts.log)
-    return gather(opts.root)
+        facts = gather(opts.root)
+    return facts, formats
 
 
 def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts,
-          *, write_cache: bool) -> Planned:
+          formats: tuple[Format, ...], *, write_cache: bool) -> Planned:
     cache = opts.root.template_cache if write_cache else None
-    planned = make_plan(collected, config, opts.formats, facts,
+    planned = make_plan(collected, config, formats, facts,
                         Templates(opts.root.template_dir, cache))
     for notice in planned.result.notices:
         opts.log.info(notice)
@@ -105,9 +110,10 @@ def cmd_apply(opts: Options) -> int:
         except StateError as e:
             opts.log.warning(f"{e}; starting with an empty state")
             state = State()
-        facts = _gather_facts(opts, config)
+        facts, formats = _gather_facts(opts, config)
         try:
-            planned = _plan(opts, config, collected, facts, write_cache=not opts.dry_run)
+            planned = _plan(opts, config, collected, facts, formats,
+                            write_cache=not opts.dry_run)
         except PayloadError as e:
             return _invalid(opts, None if opts.dry_run else journal, e, collected)
         changes = compute_changes(planned.plan, root, state, journal)
@@ -152,8 +158,8 @@ def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
     hostname = planned.plan.hostname if config.set_hostname else None
     entries_json = json.dumps(collected.describe(), sort_keys=True, separators=(",", ":"))
     try:
-        fast.record(root, fast.input_items(root, entries, files, hostname,
-                                           entries_json.encode()))
+        fast.record(root, fast.input_items(root, entries, files, hostname, entries_json.encode(),
+                                           netdev_names=needs_final_names(planned.formats)))
     except (OSError, ValueError) as e:
         fast.forget(root)
         opts.log.debug(f"no snapshot for the fast path: {e}")
@@ -203,7 +209,8 @@ def cmd_diff(opts: Options) -> int:
         state = journal.load_state()
     except StateError:
         state = State()
-    planned = _plan(opts, config, collected, gather(root), write_cache=False)
+    facts, formats = _gather_facts(opts, config)
+    planned = _plan(opts, config, collected, facts, formats, write_cache=False)
     changes = compute_changes(planned.plan, root, state, journal)
     import difflib
 
@@ -231,10 +238,9 @@ def cmd_show(opts: Options, as_json: bool) -> int:
     warnings: list[str] = []
     formats: list[str] = []
     if collected.entries:
-        facts = gather(root)
+        facts, chosen = _gather_facts(opts, config)
         try:
-            planned = make_plan(collected, config, opts.formats, facts,
-                                Templates(root.template_dir))
+            planned = make_plan(collected, config, chosen, facts, Templates(root.template_dir))
             settings = _settings_json(planned)
             warnings = planned.result.warnings + planned.result.notices
             formats = [f.value for f in planned.formats]

@@ -99,7 +99,32 @@ def current(root: str, kind: str, rel: str) -> Optional[bytes]:
         return __version__.encode()
     if kind == "h":
         return os.uname().nodename.encode() if root == "/" else None
+    if kind == "n":
+        return netdev_signature(root, with_names=rel == "names")
     return None  # "j" and unknown kinds are recorded, not compared
+
+
+def netdev_signature(root: str, *, with_names: bool) -> bytes:
+    """The NICs as the full path sees them, one line each in ifindex order: ifindex, type, MAC,
+    whether it is a device and wireless, and the kernel name only when the formats use names.
+    Without names, a NIC that udev renames between boots (eth0 -> enp0s3) is the same NIC."""
+    net = os.path.join(root, "sys/class/net")
+    try:
+        names = os.listdir(net)
+    except OSError:
+        return b""
+    rows = []
+    for name in names:
+        d = os.path.join(net, name)
+        fields = [(_read(os.path.join(d, leaf)) or b"-").strip() for leaf in NETDEV_FILES]
+        flags = [b"1" if os.path.lexists(os.path.join(d, leaf)) else b"0" for leaf in NETDEV_DIRS]
+        ifindex = fields[2]
+        row = b" ".join([ifindex, *fields[:2], *flags])
+        if with_names:
+            row += b" " + name.encode("utf-8", "surrogateescape")
+        rows.append((int(ifindex) if ifindex.isdigit() else 1 << 30, row))
+    rows.sort()
+    return b"\n".join(r for _, r in rows)
 
 
 def serialize(items: Iterable[Item]) -> bytes:
@@ -140,7 +165,7 @@ def parse(blob: bytes) -> Optional[list[Item]]:
 
 def input_items(root: str, entries: Sequence[tuple[int, bytes]],
                 files: Sequence[tuple[str, bytes]], hostname: Optional[str],
-                entries_json: bytes) -> list[Item]:
+                entries_json: bytes, *, netdev_names: bool) -> list[Item]:
     """Everything a full run depended on. `entries` are (key, data) of the entries it read,
     `files` the managed files as written; both are passed in rather than read again."""
     items: list[Item] = [("v", "", __version__.encode())]
@@ -155,13 +180,7 @@ def input_items(root: str, entries: Sequence[tuple[int, bytes]],
         add("f", f"{TEMPLATES}/{name}")
     for rel in OS_RELEASE:
         add("f", rel)
-    add("d", "sys/class/net")
-    net = os.path.join(root, "sys/class/net")
-    for name in sorted(os.listdir(net)) if os.path.isdir(net) else ():
-        for leaf in NETDEV_FILES:
-            add("f", f"sys/class/net/{name}/{leaf}")
-        for leaf in NETDEV_DIRS:
-            add("e", f"sys/class/net/{name}/{leaf}")
+    add("n", "names" if netdev_names else "macs")
     for markers in MANAGER_MARKERS.values():
         for rel in markers:
             add("e", rel)

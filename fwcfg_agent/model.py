@@ -68,6 +68,13 @@ class Interface(NamedTuple):
     source: tuple[str, ...] = ()
 
     @property
+    def label(self) -> str:
+        """A stable name for files and profiles: the kernel name for a NIC picked by DEVICE,
+        `enx<MAC>` (systemd's MAC-based naming) for one matched by MAC, whose kernel name may
+        still change while udev renames it."""
+        return self.name if self.mac is None else "enx" + self.mac.replace(":", "")
+
+    @property
     def ipv4(self) -> tuple[ipaddress.IPv4Interface, ...]:
         return tuple(a for a in self.addresses if isinstance(a, ipaddress.IPv4Interface))
 

@@ -14,7 +14,7 @@ from .log import Log
 from .model import Format
 from .paths import Root
 from .payload import Payload, parse
-from .render import Plan, render
+from .render import NAMED_FORMATS, Plan, render
 from .render.env import Templates
 from .settings import Result, build
 from .sources import Entry, open_source
@@ -71,10 +71,15 @@ def choose_formats(config: AgentConfig, override: Optional[Sequence[Format]],
     return detect.formats(facts)
 
 
-def make_plan(collected: Collected, config: AgentConfig, override: Optional[Sequence[Format]],
+def needs_final_names(formats: Sequence[Format]) -> bool:
+    """ifcfg and ifupdown name NICs by their kernel names: udev must have named them first.
+    The other formats match NICs by MAC and need no wait."""
+    return bool(NAMED_FORMATS.intersection(formats))
+
+
+def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
               facts: Facts, templates: Templates) -> Planned:
     payloads = parse_all(collected)
     result = build(payloads, facts.netdevs, config.default_interface)
-    formats = choose_formats(config, override, facts)
     plan = render(result.config, formats, facts, templates)
-    return Planned(tuple(payloads), result, formats, plan)
+    return Planned(tuple(payloads), result, tuple(formats), plan)

@@ -172,9 +172,15 @@ def _interface(
             )
     elif device is not None:
         name = device
+    elif netdevs:
+        # the first Ethernet NIC, matched by its MAC: its kernel name may not be final yet
+        name, mac = netdevs[0].name, netdevs[0].mac
+        notices.append(f"{sources[0]}: no DEVICE or HWADDR; settings go to the first Ethernet "
+                       f"NIC, {name} ({mac})")
     else:
-        name = netdevs[0].name if netdevs else default_interface
-        notices.append(f"{sources[0]}: no DEVICE or HWADDR; settings go to {name}")
+        name = default_interface
+        notices.append(f"{sources[0]}: no DEVICE or HWADDR and no NIC visible; settings go to "
+                       f"{name}")
 
     if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
         raise v["TYPE"].error("TYPE", f"{v['TYPE'].value!r}: only Ethernet is supported")

@@ -32,13 +32,13 @@ def test_first_boot_writes_everything(guest_root: Path) -> None:
     assert read(guest_root, "/etc/hostname") == "guest1.example.com\n"
     assert "192.0.2.10\tguest1.example.com guest1" in read(guest_root, "/etc/hosts")
     assert read(guest_root, "/etc/hosts").startswith("127.0.0.1\tlocalhost\n")
-    network = read(guest_root, "/etc/systemd/network/10-fwcfg-ens3.network")
+    network = read(guest_root, "/etc/systemd/network/10-fwcfg-enx525400123456.network")
     assert "192.0.2.10/24" in network
     (run,) = journal(guest_root)
     assert run["outcome"] == "changed" and run["source"] == "sysfs"
     files = {f["path"]: f for f in run["files"]}  # type: ignore[attr-defined]
     assert set(files) == {"/etc/hostname", "/etc/hosts",
-                          "/etc/systemd/network/10-fwcfg-ens3.network"}
+                          "/etc/systemd/network/10-fwcfg-enx525400123456.network"}
     assert files["/etc/hostname"]["action"] == "created"
     assert files["/etc/hosts"]["action"] == "updated" and files["/etc/hosts"]["backup"]
     entries: list[dict[str, object]] = run["entries"]  # type: ignore[assignment]
@@ -75,7 +75,7 @@ def test_changed_payload_changes_only_what_it_must(guest_root: Path) -> None:
     assert agent(guest_root, "apply").code == 0
     after = snapshot(guest_root, "etc")
     changed = {p for p in after if after[p] != before.get(p)}
-    assert changed == {"etc/hosts", "etc/systemd/network/10-fwcfg-ens3.network"}
+    assert changed == {"etc/hosts", "etc/systemd/network/10-fwcfg-enx525400123456.network"}
 
 
 def test_settings_that_disappear_are_removed_or_restored(guest_root: Path) -> None:
@@ -88,11 +88,11 @@ def test_settings_that_disappear_are_removed_or_restored(guest_root: Path) -> No
     (entry_dir / "size").write_text("16\n")
     assert agent(guest_root, "apply").code == 0
     assert read(guest_root, "/etc/hostname") == "original\n"  # restored, not removed
-    assert not (guest_root / "etc/systemd/network/10-fwcfg-ens3.network").exists()
+    assert not (guest_root / "etc/systemd/network/10-fwcfg-enx525400123456.network").exists()
     assert read(guest_root, "/etc/hosts") == "127.0.0.1\tlocalhost\n"  # block gone
     last = journal(guest_root)[-1]
     actions = {f["path"]: f["action"] for f in last["files"]}  # type: ignore[attr-defined]
-    assert actions["/etc/systemd/network/10-fwcfg-ens3.network"] == "removed"
+    assert actions["/etc/systemd/network/10-fwcfg-enx525400123456.network"] == "removed"
     for f in last["files"]:  # type: ignore[attr-defined]
         assert f["backup"], f
 
@@ -276,7 +276,7 @@ def test_netplan_and_nm_modes(guest_root: Path) -> None:
     assert (guest_root / "etc/cloud/cloud.cfg.d/99-fwcfg-agent.cfg").exists()
     r = agent(guest_root, "apply", "--format", "nm")
     assert r.code == 0
-    nm = guest_root / "etc/NetworkManager/system-connections/fwcfg-ens3.nmconnection"
+    nm = guest_root / "etc/NetworkManager/system-connections/fwcfg-enx525400123456.nmconnection"
     assert nm.stat().st_mode & 0o777 == 0o600
     assert not netplan.exists()  # the netplan file is no longer wanted: removed
 

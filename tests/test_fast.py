@@ -116,7 +116,7 @@ def _tamper(root: Path) -> None:
 
 
 def _delete_file(root: Path) -> None:
-    (root / "etc/systemd/network/10-fwcfg-ens3.network").unlink()
+    (root / "etc/systemd/network/10-fwcfg-enx525400123456.network").unlink()
 
 
 def _damage_state(root: Path) -> None:
@@ -176,3 +176,31 @@ def test_serialize_round_trip() -> None:
     assert fast.parse(fast.serialize(items)) == items
     assert fast.parse(b"garbage") is None
     assert fast.parse(fast.serialize(items)[:-3]) is None
+
+
+def _rename(root: Path, old: str, new: str) -> None:
+    net = root / "sys/class/net"
+    (net / old).rename(net / new)
+
+
+def test_a_nic_renamed_by_udev_is_the_same_nic(applied: Path) -> None:
+    """At boot the agent may run before udev renames eth0 to enp0s3: formats that match by MAC
+    do not care, and the fast path does not either."""
+    for name, index in (("ens3", 2), ("ens4", 3)):
+        (applied / f"sys/class/net/{name}/ifindex").write_text(f"{index}\n")
+    assert agent(applied, "apply").code == 0  # record the snapshot with ifindexes
+    _rename(applied, "ens3", "eth0")
+    _rename(applied, "ens4", "eth1")
+    code, _err, loaded = run_agent("apply", "--root", str(applied))
+    assert code == 0 and loaded == []
+
+
+def test_renamed_nic_with_a_name_based_format_takes_the_full_path(guest_root: Path) -> None:
+    make_guest_root(guest_root, SOMLO, installed=("usr/sbin/ifup",))
+    assert agent(guest_root, "apply").code == 0
+    assert (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
+    _rename(guest_root, "ens3", "enp0s3")
+    code, _err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert code == 0 and "jinja2" in loaded
+    assert (guest_root / "etc/network/interfaces.d/fwcfg-enp0s3").exists()
+    assert not (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()

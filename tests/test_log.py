@@ -63,7 +63,7 @@ def test_a_whole_run_sends_structured_events(tmp_path: Path,
     assert ids.count(MSG_FILE) == 3
     file_events = [f for _, f in cap.sent if f.get("MESSAGE_ID") == MSG_FILE]
     assert {f["FWCFG_PATH"] for f in file_events} == {
-        "/etc/hostname", "/etc/hosts", "/etc/systemd/network/10-fwcfg-ens3.network"}
+        "/etc/hostname", "/etc/hosts", "/etc/systemd/network/10-fwcfg-enx525400123456.network"}
     assert all(f["FWCFG_RUN"] and f["FWCFG_ACTION"] for f in file_events)
     bad = make_guest_root(tmp_path / "b",
                           {"opt/GuestInfo": b"HOSTNAME=j1\nMTU=1\nIPADDR=10.0.0.5\n"})

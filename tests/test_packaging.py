@@ -327,7 +327,7 @@ def test_deb_agent_runs_from_the_extracted_package(deb_tree: Path, tmp_path: Pat
     assert (root / "etc/hostname").read_text() == "guest1.example.com\n"
     assert "192.0.2.10\tguest1.example.com guest1" in (root / "etc/hosts").read_text()
     if networkd:
-        network = root / "etc/systemd/network/10-fwcfg-ens3.network"
+        network = root / "etc/systemd/network/10-fwcfg-enx525400123456.network"
         assert "192.0.2.10/24" in network.read_text()
     journal = _run([*agent, "journal", "--json", "--root", str(root)], env=env, cwd=tmp_path)
     assert '"outcome": "changed"' in journal.stdout

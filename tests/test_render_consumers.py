@@ -54,8 +54,10 @@ def _write(plan: Plan, root: Path) -> dict[str, Path]:
 
 
 def _iface_file(plan: Plan, iface: Interface, prefix: str) -> bytes:
+    """The file of `iface`: named after its label (networkd, NM) or its name (ifcfg, ifupdown)."""
     matches = [f.content for f in plan.files if os.path.basename(f.path).startswith(prefix)
-               and iface.name in os.path.basename(f.path)]
+               and (iface.label in os.path.basename(f.path)
+                    or iface.name in os.path.basename(f.path))]
     assert len(matches) == 1, (prefix, iface.name, plan.paths())
     return matches[0]
 
@@ -214,7 +216,7 @@ def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
     assert "warning" not in r.stderr.lower() and "error" not in r.stderr.lower(), r.stderr
     out = tmp_path / "run/systemd/network"
     for iface in case.config.interfaces:
-        generated = out / f"10-netplan-{iface.name}.network"
+        generated = out / f"10-netplan-{iface.label}.network"
         assert generated.is_file(), sorted(p.name for p in out.iterdir())
         assert _summarize(_parse_unit(generated.read_text())) == _expected_summary(
             case.config, iface)
@@ -314,7 +316,7 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
         # e.g. a gateway without addresses) and writes it back normalized. Setting the id to
         # the same value changes nothing.
         r = subprocess.run([nmcli, "--offline", "connection", "modify", "connection.id",
-                            f"fwcfg-{iface.name}"], input=ours, capture_output=True)
+                            f"fwcfg-{iface.label}"], input=ours, capture_output=True)
         assert r.returncode == 0, r.stderr.decode()
         assert r.stderr == b"", r.stderr.decode()
         mine, theirs = _parse_keyfile(ours.decode()), _parse_keyfile(r.stdout.decode())

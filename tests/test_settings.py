@@ -20,7 +20,7 @@ def test_somlo_goes_to_first_ethernet_nic() -> None:
     r = run(("opt/GuestInfo", "HOSTNAME=guest1\nIPADDR=10.0.2.15\n"))
     (iface,) = r.config.interfaces
     assert r.config.hostname == "guest1"
-    assert iface.name == "ens3" and iface.mac is None
+    assert iface.name == "ens3" and iface.mac == "52:54:00:00:00:01"  # matched by MAC
     assert iface.addresses == (ipaddress.ip_interface("10.0.2.15/24"),)
     assert any("using /24" in n for n in r.notices)
 

@@ -44,7 +44,8 @@ def test_apply_through_raw_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     r = agent(root, "apply")
     assert r.code == 0, r.err
     assert (root / "etc/hostname").read_text() == "rawguest\n"
-    assert "198.51.100.10/24" in (root / "etc/systemd/network/10-fwcfg-ens4.network").read_text()
+    net1 = root / "etc/systemd/network/10-fwcfg-enx525400123457.network"
+    assert "198.51.100.10/24" in net1.read_text()
     run = agent(root, "journal", "--json").json()[-1]
     assert run["source"] == "raw"
     assert models and all(m.crashed is None and m.closed for m in models)

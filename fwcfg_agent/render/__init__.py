@@ -33,17 +33,20 @@ class Plan(NamedTuple):
         return [f.path for f in self.files]
 
 
-# (template, path pattern, mode) per format; {name} is the interface's name.
+# (template, path pattern, mode) per format. {name} is the interface's kernel name (ifcfg and
+# ifupdown know NICs only by name: the agent waits for udev to name them first); {label} is
+# Interface.label, stable while udev renames a NIC matched by MAC.
+NAMED_FORMATS = frozenset({Format.IFCFG, Format.IFUPDOWN})
 PER_INTERFACE: dict[Format, tuple[tuple[str, str, int], ...]] = {
     Format.IFCFG: (
         ("ifcfg.j2", "/etc/sysconfig/network-scripts/ifcfg-{name}", 0o644),
         ("route.j2", "/etc/sysconfig/network-scripts/route-{name}", 0o644),
         ("route6.j2", "/etc/sysconfig/network-scripts/route6-{name}", 0o644),
     ),
-    Format.NETWORKD: (("networkd.network.j2", "/etc/systemd/network/10-fwcfg-{name}.network",
+    Format.NETWORKD: (("networkd.network.j2", "/etc/systemd/network/10-fwcfg-{label}.network",
                        0o644),),
     Format.NM: (("nm.nmconnection.j2",
-                 "/etc/NetworkManager/system-connections/fwcfg-{name}.nmconnection", 0o600),),
+                 "/etc/NetworkManager/system-connections/fwcfg-{label}.nmconnection", 0o600),),
     Format.IFUPDOWN: (("ifupdown.j2", "/etc/network/interfaces.d/fwcfg-{name}", 0o644),),
 }
 PER_HOST: dict[Format, tuple[tuple[str, str, int], ...]] = {
@@ -72,8 +75,8 @@ def render(
             for template, pattern, mode in PER_INTERFACE.get(fmt, ()):
                 text = templates.render(template, config=config, iface=iface, facts=facts)
                 if text.strip():  # an empty rendering (no routes) means "no such file"
-                    files.append(PlannedFile(pattern.format(name=iface.name), text.encode(),
-                                             mode, fmt))
+                    path = pattern.format(name=iface.name, label=iface.label)
+                    files.append(PlannedFile(path, text.encode(), mode, fmt))
     if facts.has_cloud_init and config.interfaces and any(f in NETWORK_FORMATS for f in formats):
         text = templates.render("cloud-init.cfg.j2", config=config, facts=facts)
         files.append(PlannedFile(CLOUD_INIT_DROPIN, text.encode(), 0o644, Format.HOSTS))
