@@ -8,7 +8,8 @@ into the package as the DEB and RPM builds do, and measures both entry points:
 `launcher` is bin/fwcfg-agent as the DEB and RPM install it, `console` is the console_scripts
 wrapper pip generates. Each case runs the whole process, interleaved with the baseline: the same
 interpreter with the same flags running `-c pass`. Reported: median, min and max wall time, the
-ratio of medians, peak RSS, and the top of `-X importtime` for each case.
+ratio of medians (the targets are on it), peak RSS, median CPU time (user + system) and its
+ratio, and the top of `-X importtime` for each case.
 
 Cases, on a root with a realistic payload (hostname, two NICs, IPv4 and IPv6, DNS, routes):
   first-boot    everything rendered and written (a fresh copy of the root every run)
@@ -87,15 +88,15 @@ def install(python: str, work: Path) -> tuple[list[str], list[str]]:
             [str(venv / "bin/python"), str(venv / "bin/fwcfg-agent")])
 
 
-def run_once(argv: list[str]) -> tuple[float, int, int]:
-    """Wall time, exit code and peak RSS (KiB) of one whole process."""
+def run_once(argv: list[str]) -> tuple[float, int, int, float]:
+    """Wall time, exit code, peak RSS (KiB) and CPU time (user + system) of one process."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, proc.returncode, usage.ru_maxrss
+    return elapsed, proc.returncode, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def importtime(argv: list[str], top: int = 8) -> list[tuple[int, str]]:
@@ -156,24 +157,32 @@ def main() -> int:
             base = base_argv[ep_name]
             times: dict[str, list[float]] = {"baseline": []}
             rss: dict[str, list[int]] = {"baseline": []}
+            cpu: dict[str, list[float]] = {"baseline": []}
             for _ in range(args.runs):
                 for case, (root, setup, expect) in cases.items():
                     if setup:
                         setup()
-                    t, _, m = run_once(base)  # interleaved: a baseline before every case
+                    t, _, m, c = run_once(base)  # interleaved: a baseline before every case
                     times["baseline"].append(t)
                     rss["baseline"].append(m)
-                    t, code, m = run_once([*ep, "apply", "--root", str(root)])
+                    cpu["baseline"].append(c)
+                    t, code, m, c = run_once([*ep, "apply", "--root", str(root)])
                     if code != expect:
                         raise SystemExit(f"{case}: exit {code}, expected {expect}")
                     times.setdefault(case, []).append(t)
                     rss.setdefault(case, []).append(m)
+                    cpu.setdefault(case, []).append(c)
             base_med = statistics.median(times["baseline"])
+            base_cpu = statistics.median(cpu["baseline"])
             out: dict[str, Any] = {}
             for case, xs in times.items():
                 row: dict[str, Any] = dict(stats(xs))
                 row["ratio"] = statistics.median(xs) / base_med
                 row["peak_rss_kib"] = max(rss[case])
+                # CPU time too: on a loaded machine it tells the agent's own cost apart from
+                # waiting for a core
+                row["cpu_median_ms"] = statistics.median(cpu[case]) * 1e3
+                row["cpu_ratio"] = statistics.median(cpu[case]) / base_cpu
                 if case != "baseline":
                     root, setup, _ = cases[case]
                     if setup:
@@ -187,13 +196,14 @@ def main() -> int:
     for ep_name, ep_res in results["entry_points"].items():
         print(f"\nentry point: {ep_name} (flags: {' '.join(ep_res['flags']) or 'none'})")
         print(f"  {'case':14} {'median':>8} {'min':>8} {'max':>8} {'ratio':>6} {'target':>7}"
-              f" {'peak RSS':>9}")
+              f" {'peak RSS':>9} {'CPU':>8} {'CPU ratio':>9}")
         for case, row in ep_res["cases"].items():
             target = TARGETS.get(case)
             mark = "" if target is None else f"<={target:g}x"
             print(f"  {case:14} {row['median_ms']:7.1f}ms {row['min_ms']:7.1f}ms "
                   f"{row['max_ms']:7.1f}ms {row['ratio']:5.2f}x {mark:>7} "
-                  f"{row['peak_rss_kib'] / 1024:7.1f}MiB")
+                  f"{row['peak_rss_kib'] / 1024:7.1f}MiB {row['cpu_median_ms']:6.1f}ms "
+                  f"{row['cpu_ratio']:8.2f}x")
         for case, row in ep_res["cases"].items():
             if "importtime_us" in row:
                 top = ", ".join(f"{name} {us / 1000:.1f}ms" for us, name in

@@ -20,7 +20,6 @@ from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .model import Format
 from .paths import Root
 from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
-from .render.env import Templates
 
 
 class Options(NamedTuple):
@@ -66,7 +65,7 @@ def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts
           formats: tuple[Format, ...], *, write_cache: bool) -> Planned:
     cache = opts.root.template_cache if write_cache else None
     planned = make_plan(collected, config, formats, facts,
-                        Templates(opts.root.template_dir, cache))
+                        opts.root.template_dir, cache)
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
@@ -240,7 +239,7 @@ def cmd_show(opts: Options, as_json: bool) -> int:
     if collected.entries:
         facts, chosen = _gather_facts(opts, config)
         try:
-            planned = make_plan(collected, config, chosen, facts, Templates(root.template_dir))
+            planned = make_plan(collected, config, chosen, facts, root.template_dir, None)
             settings = _settings_json(planned)
             warnings = planned.result.warnings + planned.result.notices
             formats = [f.value for f in planned.formats]

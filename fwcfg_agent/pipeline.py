@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 from . import detect
@@ -15,7 +16,6 @@ from .model import Format
 from .paths import Root
 from .payload import Payload, parse
 from .render import NAMED_FORMATS, Plan, render
-from .render.env import Templates
 from .settings import Result, build
 from .sources import Entry, open_source
 
@@ -78,8 +78,12 @@ def needs_final_names(formats: Sequence[Format]) -> bool:
 
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
-              facts: Facts, templates: Templates) -> Planned:
+              facts: Facts, template_dir: Path, cache_dir: Optional[Path]) -> Planned:
+    """Parse, validate, render. jinja2 is loaded only after validation passed, so a run with a
+    bad payload does not pay for it."""
     payloads = parse_all(collected)
     result = build(payloads, facts.netdevs, config.default_interface)
-    plan = render(result.config, formats, facts, templates)
+    from .render.env import Templates
+
+    plan = render(result.config, formats, facts, Templates(template_dir, cache_dir))
     return Planned(tuple(payloads), result, tuple(formats), plan)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from ..facts import Facts
 from ..model import NETWORK_FORMATS, Format, HostConfig, Interface
-from .env import Templates
+
+if TYPE_CHECKING:  # jinja2 is imported only once a run has a valid payload to render
+    from .env import Templates
 
 HOSTS_BEGIN = "# BEGIN fwcfg-agent (managed: edits here are replaced at boot)"
 HOSTS_END = "# END fwcfg-agent"
