@@ -8,7 +8,14 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from .errors import StateError
-from .fsutil import atomic_remove, atomic_write, clean_stale_temps, read_or_none, sha256
+from .fsutil import (
+    atomic_remove,
+    atomic_write,
+    clean_stale_temps,
+    read_or_none,
+    sha256,
+    sync_dirs,
+)
 from .journal import Journal, ManagedFile, State
 from .log import MSG_FILE, Log
 from .paths import Root
@@ -81,7 +88,8 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
     backups: dict[str, str] = {}
     for c in changes:
         if c.before is not None:
-            backups[c.path] = journal.save_backup(run, c.path, c.before, c.before_mode or 0o600)
+            backups[c.path] = journal.save_backup(run, c.path, c.before, c.before_mode or 0o600,
+                                                  sync_dir=False)
     for f in plan.files:
         old = state.files.get(f.path)
         original = old.original if old else None
@@ -91,12 +99,16 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
             current = read_or_none(root / f.path)
             if current is not None:  # identical content already there: still remember it
                 original = journal.save_backup(run, f.path, current,
-                                               _mode(root, f.path) or f.mode)
+                                               _mode(root, f.path) or f.mode, sync_dir=False)
         new_files[f.path] = ManagedFile(sha256(f.content), f.mode, f.format.value, original,
                                         f.shared)
     for c in changes:
         if c.path not in {f.path for f in plan.files}:
             new_files.pop(c.path, None)
+    # Every backup is on disk before the file it backs up is replaced.
+    saved = set(backups.values()) | {f.original for f in new_files.values()
+                                     if f.original and f"/{run}/" in f.original}
+    sync_dirs({(journal.dir / rel).parent for rel in saved}, journal.dir)
     pending = State(new_files, plan.hostname, run)
     journal.save_state(pending)
     for c in changes:
@@ -104,7 +116,7 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
         if c.after is None:
             atomic_remove(target)
         else:
-            atomic_write(target, c.after, c.mode, selinux=selinux)
+            atomic_write(target, c.after, c.mode, selinux=selinux, sync_dir=False)
         rec = {
             "path": c.path,
             "action": c.action,
@@ -118,6 +130,7 @@ def execute(changes: Sequence[Change], plan: Plan, root: Root, journal: Journal,
         records.append(rec)
         log.info(f"{c.action} {c.path}", MSG_FILE, path=c.path, action=c.action, run=run,
                  sha256=rec["sha256_after"], backup=rec["backup"])
+    sync_dirs({(root / c.path).parent for c in changes if c.after is not None}, root.path)
     for directory in sorted({(root / c.path).parent for c in changes} | {journal.dir}):
         clean_stale_temps(directory)
     state.files = new_files

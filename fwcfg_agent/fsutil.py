@@ -33,9 +33,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int, *, selinux: bool = False) -> None:
+def atomic_write(path: Path, data: bytes, mode: int, *, selinux: bool = False,
+                 sync_dir: bool = True) -> None:
     """Write `data` to `path` through a temp file in the same directory, fsync, rename, fsync
-    the directory. Keeps the old file's owner and SELinux label; `mode` is set exactly."""
+    the directory. Keeps the old file's owner and SELinux label; `mode` is set exactly.
+
+    With sync_dir=False the caller fsyncs the directory itself (sync_dirs), once for many
+    files: the file is whole either way, only the rename's durability waits for that fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         old = os.stat(path)
@@ -60,7 +64,8 @@ def atomic_write(path: Path, data: bytes, mode: int, *, selinux: bool = False) -
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
     if selinux and owner is None:
         restorecon(path)
 
@@ -75,6 +80,19 @@ def clean_stale_temps(directory: Path) -> None:
         if name.startswith(".") and ".fwcfg-agent." in name and name.endswith(".tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(directory / name)
+
+
+def sync_dirs(dirs: set[Path], top: Path | None = None) -> None:
+    """fsync each directory once; with `top`, also every directory between each and `top`
+    (newly created directories must reach the disk too)."""
+    todo = set(dirs)
+    if top is not None:
+        for d in dirs:
+            while d != top and top in d.parents:
+                d = d.parent
+                todo.add(d)
+    for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(d)
 
 
 def atomic_remove(path: Path) -> None:

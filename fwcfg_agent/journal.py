@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from .errors import StateError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, sync_dirs
 
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
@@ -74,8 +74,12 @@ class Journal:
     def backup_rel(self, run: str, path: str) -> str:
         return f"{BACKUPS}/{run}/{path.lstrip('/')}"
 
-    def save_backup(self, run: str, path: str, data: bytes, mode: int) -> str:
-        atomic_write(self.backup_path(run, path), data, mode & 0o777 or 0o600)
+    def save_backup(self, run: str, path: str, data: bytes, mode: int, *,
+                    sync_dir: bool = True) -> str:
+        target = self.backup_path(run, path)
+        atomic_write(target, data, mode & 0o777 or 0o600, sync_dir=False)
+        if sync_dir:
+            sync_dirs({target.parent}, self.dir)
         return self.backup_rel(run, path)
 
     def read_backup(self, rel: str) -> bytes:
