@@ -109,6 +109,8 @@ def cmd_apply(opts: Options) -> int:
         except StateError as e:
             opts.log.warning(f"{e}; starting with an empty state")
             state = State()
+        if fast.miss and not opts.dry_run:
+            opts.log.info(f"full run: {fast.miss}")
         facts, formats = _gather_facts(opts, config)
         try:
             planned = _plan(opts, config, collected, facts, formats,

@@ -220,11 +220,17 @@ def forget(root: str) -> None:
         pass
 
 
+# Why the last call of run() handed over to the full path, which logs it.
+miss = ""
+
+
 def unchanged(root: str) -> Optional[bytes]:
     """The recorded entry list if every recorded input and file is as recorded, else None."""
+    global miss
     blob = _read(os.path.join(root, SNAPSHOT))
     items = parse(blob) if blob is not None else None
     if not items:
+        miss = "no snapshot of an earlier run"
         return None
     entries_json: Optional[bytes] = None
     for kind, rel, data in items:
@@ -232,8 +238,13 @@ def unchanged(root: str) -> Optional[bytes]:
             entries_json = data
             continue
         if current(root, kind, rel) != data:
+            miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
             return None
     return entries_json
+
+
+_KINDS = {"f": "file", "d": "directory", "e": "presence of", "v": "agent version",
+          "h": "hostname", "n": "NICs"}
 
 
 def device_absent(root: str) -> bool:
@@ -320,7 +331,9 @@ def log(message: str, message_id: str) -> None:
 
 def run(argv: Sequence[str]) -> Optional[int]:
     """The fast path for `apply [--root DIR]`: an exit code, or None to run the full path."""
+    global miss
     args = list(argv)
+    miss = "options on the command line"
     if not args or args[0] != "apply":
         return None
     root = "/"
@@ -347,7 +360,8 @@ def run(argv: Sequence[str]) -> Optional[int]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return None  # another run: let the full path wait for it
+            miss = "another run holds the lock"
+            return None  # let the full path wait for it
         entries_json = unchanged(root)
         if entries_json is None:
             return None
