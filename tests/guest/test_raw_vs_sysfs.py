@@ -207,8 +207,11 @@ def test_raw_without_driver_gives_what_sysfs_gave(boots: Boots) -> None:
     assert not (raw.dir / "fwcfg").exists(), "a sysfs tree in the blacklisted boot"
     checks.agent_succeeded(raw)
     assert raw.hostname == "raw-vs-sysfs", raw.describe()
-    applied = checks.journal_with(raw, checks.MSG_APPLIED)
-    assert applied and applied[0].get("FWCFG_SOURCE") == "raw", raw.text("agent-journal.txt")
+    # the disk's second boot: the agent read the device raw and found nothing to change
+    runs = checks.apply_runs_this_boot(raw)
+    assert [(x["source"], x["outcome"]) for x in runs] == [("raw", "unchanged")], runs
+    unchanged = checks.journal_with(raw, checks.MSG_UNCHANGED)
+    assert unchanged and unchanged[0].get("FWCFG_SOURCE") == "raw", raw.text("agent-journal.txt")
     from_raw, from_sysfs = _show(raw), _show(sysfs)
     assert from_raw["source"] == "raw", from_raw
     assert from_raw["error"] is None, from_raw["error"]
