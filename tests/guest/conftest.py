@@ -9,6 +9,7 @@ guests' results go to pytest's temporary directory, or under $FWCFG_GUEST_WORKDI
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -74,4 +75,6 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
                 f"  {r.name:<28} wall {r.wall_seconds:6.1f}s | agent {r.agent_run_ms} ms | "
                 f"blame: {r.blame or '-'} | {r.userspace}"
             )
+        for what, value in rep["measurements"].items():
+            terminalreporter.write_line(f"  {what}: {json.dumps(value)}")
         terminalreporter.write_line(f"report: {_report_path()}")

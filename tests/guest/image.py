@@ -45,10 +45,15 @@ class BaseImage:
         return int((self.path / "build-seconds").read_text().strip())
 
 
-def build_base_image() -> BaseImage:
-    """Runs tools/guest-image, which builds the image once and then answers from the cache."""
+def build_base_image(extra_packages: tuple[str, ...] = ()) -> BaseImage:
+    """Runs tools/guest-image, which builds the image once and then answers from the cache.
+
+    `extra_packages` (e.g. ("cloud-init",)) selects a variant image, cached by its own inputs."""
+    argv = [str(REPO / "tools" / "guest-image")]
+    for pkg in extra_packages:
+        argv += ["--with", pkg]
     proc = subprocess.run(
-        [str(REPO / "tools" / "guest-image")],
+        argv,
         capture_output=True,
         text=True,
         check=False,

@@ -16,6 +16,9 @@ from .vm import Boot, FwCfg, Nic, run_boot
 
 MAC0 = "52:54:00:fc:00:01"
 
+# Extra files for a disk: (guest path, content, mode), hashable so disks are cached by them.
+Files = tuple[tuple[str, bytes, int], ...]
+
 
 @dataclass
 class BootRecord:
@@ -33,8 +36,11 @@ class Lab:
     with_agent: bool
     setup_seconds: dict[str, float] = field(default_factory=dict)
     records: list[BootRecord] = field(default_factory=list)
+    # Figures a test measured (raw vs sysfs, cloud-init vs the agent): name -> JSON-able value,
+    # written into the report and printed in the run's summary.
+    measurements: dict[str, Any] = field(default_factory=dict)
     _tree: Path | None = None
-    _variant_disks: dict[tuple[str, str | None], Path] = field(default_factory=dict)
+    _variant_disks: dict[tuple[str, str | None, Files], Path] = field(default_factory=dict)
     _variant_trees: dict[Path, Path] = field(default_factory=dict)
     _disk_trees: dict[Path, Path] = field(default_factory=dict)
     _counter: int = 0
@@ -58,9 +64,10 @@ class Lab:
             self.setup_seconds[f"copy tree + install agent ({how})"] = time.monotonic() - t0
         return self._tree
 
-    def variant_disk(self, variant: str, agent_conf: str | None = None) -> Path:
-        """A raw ext4 disk for one variant (built once per session, never booted directly)."""
-        key = (variant, agent_conf)
+    def variant_disk(self, variant: str, agent_conf: str | None = None, files: Files = ()) -> Path:
+        """A raw ext4 disk for one variant (built once per session, never booted directly).
+        `files`: (guest path, content, mode) written into the disk's tree on top."""
+        key = (variant, agent_conf, files)
         if key not in self._variant_disks:
             t0 = time.monotonic()
             n = len(self._variant_disks)
@@ -68,6 +75,11 @@ class Lab:
             vtree.mkdir()
             image.copy_tree(self.tree(), vtree)
             image.configure_variant(vtree, variant, agent_conf)
+            for path, content, mode in files:
+                target = vtree / path.lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+                target.chmod(mode)
             disk = self.workdir / f"disk-{variant}-{n}.raw"
             image.make_ext4(vtree, disk)
             self._variant_disks[key] = disk
@@ -79,11 +91,13 @@ class Lab:
         """/etc (and the agent's state) of a disk before its first boot, as BootResult.etc()."""
         return image.manifest(self._disk_trees[disk], ("etc", "var/lib/fwcfg-agent"))
 
-    def new_disk(self, variant: str = "networkd", agent_conf: str | None = None) -> Path:
+    def new_disk(
+        self, variant: str = "networkd", agent_conf: str | None = None, files: Files = ()
+    ) -> Path:
         """A fresh writable disk (qcow2 overlay) that can be booted several times."""
         self._counter += 1
         out = self.workdir / f"overlay-{self._counter}-{variant}.qcow2"
-        base = self.variant_disk(variant, agent_conf)
+        base = self.variant_disk(variant, agent_conf, files)
         image.overlay(base, out)
         self._disk_trees[out] = self._variant_trees[base]
         return out
@@ -130,6 +144,7 @@ class Lab:
             "image_build_seconds": self.base.build_seconds(),
             "setup_seconds": {k: round(v, 1) for k, v in self.setup_seconds.items()},
             "boots": [r.__dict__ for r in self.records],
+            "measurements": self.measurements,
         }
 
     def write_report(self, path: Path) -> None:

@@ -1,0 +1,207 @@
+"""fwcfg-agent against cloud-init's local stage in the same kind of boot (issue 6).
+
+One image variant with Debian's cloud-init (tools/guest-image --with cloud-init, cached by its own
+inputs), booted four times:
+
+1. cloud-init, first boot: a NoCloud seed in /var/lib/cloud/seed/nocloud/ with the settings of
+   Somlo's payload (hostname, 192.168.122.50/24 on the first NIC, enp0s3); no fw_cfg entries
+   and the agent off (fwcfg-agent=off). Both disks are the ifupdown variant: cloud-init's renderer
+   on Debian 12 when ifupdown is installed, and the agent's format there;
+2. cloud-init, a later boot of the same disk (same instance id);
+3. the agent, first boot: a fresh disk of the same variant, Somlo's payload over fw_cfg,
+   cloud-init off (cloud-init=disabled, which Debian's cloud-init generator honours);
+4. the agent, a later boot of that disk.
+
+The tests check that each configured the guest; the `systemd-analyze blame` spans of
+cloud-init-local.service (cloud-init.service for information) and fwcfg-agent.service and their
+ratio are reported (build/cloud-init-compare.json, the boot report, the test output), never
+asserted. The seed's cloud.cfg.d limits cloud-init to NoCloud, which only makes it faster: the
+comparison is conservative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import checks, image, measure
+from .lab import MAC0, Files, Lab
+from .results import BootResult
+from .vm import FwCfg
+
+pytestmark = pytest.mark.guest
+
+SOMLO = "HOSTNAME=somlo-guest\nIPADDR=192.168.122.50\n"
+SEED = "/var/lib/cloud/seed/nocloud"
+SEED_FILES: Files = (
+    (f"{SEED}/meta-data", b"instance-id: iid-compare-1\nlocal-hostname: somlo-guest\n", 0o644),
+    (f"{SEED}/user-data", b"#cloud-config\n{}\n", 0o644),
+    (
+        f"{SEED}/network-config",
+        (
+            "version: 2\n"
+            "ethernets:\n"
+            "  enp0s3:\n"
+            "    match:\n"
+            f'      macaddress: "{MAC0}"\n'
+            "    set-name: enp0s3\n"
+            "    addresses: [192.168.122.50/24]\n"
+        ).encode(),
+        0o644,
+    ),
+    ("/etc/cloud/cloud.cfg.d/90-fwcfg-test.cfg", b"datasource_list: [ NoCloud, None ]\n", 0o644),
+)
+# Debian 12's cloud-init renders ifupdown (eni) when ifupdown is installed, as it is here: both
+# tools write ifupdown files and networking.service brings them up.
+VARIANT = "ifupdown"
+CLOUD_UNITS = ("cloud-init-local.service", "cloud-init.service")
+PROPS = (
+    "Id,ActiveState,Result,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic,"
+    "CPUUsageNSec"
+)
+PRE = (
+    f"systemctl show -p {PROPS} {checks.AGENT} {' '.join(CLOUD_UNITS)} > cloud-units.txt\n"
+    "cloud-init status --long > cloud-status.txt 2>&1\n"
+    "cp /var/log/cloud-init.log . 2>/dev/null\n"
+    "ls /etc/netplan /etc/systemd/network /run/systemd/network > net-files.txt 2>&1\n"
+    "true\n"
+)
+
+
+@dataclass
+class Boots:
+    lab: Lab
+    ci_disk: Path
+    agent_disk: Path
+    boots: dict[str, BootResult] = field(default_factory=dict)
+
+    def _boot(self, name: str, disk: Path, fw_cfg: list[FwCfg], cmdline: str) -> BootResult:
+        if name not in self.boots:
+            self.boots[name] = self.lab.boot(
+                f"compare-{name}", disk, fw_cfg, cmdline=(cmdline,), pre=PRE
+            )
+        return self.boots[name]
+
+    def cloud_init(self, later: bool = False) -> BootResult:
+        first = self._boot("cloud-init-first", self.ci_disk, [], "fwcfg-agent=off")
+        if not later:
+            return first
+        return self._boot("cloud-init-later", self.ci_disk, [], "fwcfg-agent=off")
+
+    def agent(self, later: bool = False) -> BootResult:
+        entries = [FwCfg("opt/GuestInfo", string=SOMLO)]
+        first = self._boot("agent-first", self.agent_disk, entries, "cloud-init=disabled")
+        if not later:
+            return first
+        return self._boot("agent-later", self.agent_disk, entries, "cloud-init=disabled")
+
+
+@pytest.fixture(scope="module")
+def boots(agent_lab: Lab) -> Boots:
+    try:
+        base = image.build_base_image(("cloud-init",))
+    except RuntimeError as e:
+        pytest.fail(f"the cloud-init image variant did not build: {e}")
+    workdir = agent_lab.workdir / "cloud-init"
+    workdir.mkdir(exist_ok=True)
+    ci_lab = Lab(base=base, workdir=workdir, with_agent=True)
+    ci_disk = ci_lab.new_disk(VARIANT, files=SEED_FILES)
+    agent_disk = ci_lab.new_disk(VARIANT, files=SEED_FILES)
+    return Boots(ci_lab, ci_disk, agent_disk)
+
+
+def _unit_props(r: BootResult) -> dict[str, dict[str, str]]:
+    """Unit -> properties, from the pre snippet's `systemctl show` of the agent and cloud-init."""
+    props: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in [*r.text("cloud-units.txt").splitlines(), ""]:
+        if not line.strip():
+            if "Id" in current:
+                props[current["Id"]] = current
+            current = {}
+            continue
+        key, _, value = line.partition("=")
+        current[key] = value
+    return props
+
+
+def _exec_and_cpu(r: BootResult, unit: str) -> dict[str, float | None]:
+    """ExecMainExit - ExecMainStart and the CPU time (cgroup accounting) of `unit`, seconds."""
+    p = _unit_props(r).get(unit, {})
+    start = int(p.get("ExecMainStartTimestampMonotonic", "0") or 0)
+    end = int(p.get("ExecMainExitTimestampMonotonic", "0") or 0)
+    cpu = p.get("CPUUsageNSec", "")
+    return {
+        "exec_seconds": round((end - start) / 1e6, 3) if start and end >= start else None,
+        "cpu_seconds": round(int(cpu) / 1e9, 3) if cpu.isdigit() else None,
+    }
+
+
+def _figures(b: Boots) -> dict[str, Any]:
+    """blame spans of every boot so far, the ratios, into the reports and stdout."""
+    doc: dict[str, Any] = {"image": str(b.lab.base.path), "boots": {}}
+    for name, r in b.boots.items():
+        row: dict[str, Any] = {"wall_seconds": round(r.wall_seconds, 1)}
+        for unit in (checks.AGENT, *CLOUD_UNITS):
+            line = r.blame(unit)
+            if line:
+                row[unit] = {
+                    "blame": line,
+                    "seconds": measure.span_seconds(line),
+                    **_exec_and_cpu(r, unit),
+                }
+        row["userspace"] = (r.text("analyze-time.txt").splitlines() or [""])[0]
+        doc["boots"][name] = row
+
+    def span(boot: str, unit: str) -> float | None:
+        value = doc["boots"].get(boot, {}).get(unit, {}).get("seconds")
+        return float(value) if value is not None else None
+
+    local = CLOUD_UNITS[0]
+    doc["ratio_first"] = measure.ratio(
+        span("cloud-init-first", local), span("agent-first", checks.AGENT)
+    )
+    doc["ratio_later"] = measure.ratio(
+        span("cloud-init-later", local), span("agent-later", checks.AGENT)
+    )
+    doc["note"] = (
+        "ratio = cloud-init-local.service blame / fwcfg-agent.service blame, same image, "
+        "same kind of boot (TCG, one vCPU shared with udev coldplug); cpu_seconds: the unit's "
+        "cgroup CPU time; reported, not asserted"
+    )
+    path = measure.write_report("cloud-init-compare.json", doc)
+    # this lab's boots (the cloud-init image) are not in the session lab's boot report
+    b.lab.write_report(measure.report_dir() / "guest-report-cloud-init.json")
+    print(f"cloud-init vs fwcfg-agent ({path}): {doc}")
+    return doc
+
+
+def _configured_like_somlo(r: BootResult) -> None:
+    assert r.hostname == "somlo-guest", r.describe()
+    checks.has_ipv4(r, MAC0, "192.168.122.50/24")
+
+
+def test_cloud_init_configures_from_nocloud_seed(boots: Boots, agent_lab: Lab) -> None:
+    first, later = boots.cloud_init(), boots.cloud_init(later=True)
+    agent_lab.measurements["cloud_init_vs_agent"] = _figures(boots)
+    for r in (first, later):
+        assert r.unit(checks.AGENT).get("ActiveState") == "inactive", "fwcfg-agent=off ignored"
+        assert r.blame("cloud-init-local.service"), f"cloud-init-local did not run\n{r.describe()}"
+        _configured_like_somlo(r)
+    print(f"cloud-init-local first: {first.blame('cloud-init-local.service')}")
+    print(f"cloud-init-local later: {later.blame('cloud-init-local.service')}")
+
+
+def test_agent_configures_with_cloud_init_disabled(boots: Boots, agent_lab: Lab) -> None:
+    first, later = boots.agent(), boots.agent(later=True)
+    agent_lab.measurements["cloud_init_vs_agent"] = _figures(boots)
+    for r in (first, later):
+        assert not r.blame("cloud-init-local.service"), "cloud-init=disabled ignored"
+        checks.agent_succeeded(r)
+        _configured_like_somlo(r)
+    assert [x["outcome"] for x in checks.apply_runs_this_boot(later)] == ["unchanged"]
+    print(f"fwcfg-agent first: {first.blame()}")
+    print(f"fwcfg-agent later: {later.blame()}")
