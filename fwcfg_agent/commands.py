@@ -51,6 +51,12 @@ def _record(opts: Options, command: str, outcome: str, **extra: Any) -> dict[str
 def _gather_facts(opts: Options, config: AgentConfig) -> tuple[Facts, tuple[Format, ...]]:
     """What the root looks like, and the formats to write. Where those formats name NICs by
     their kernel names, wait (bounded) for udev to finish naming them, then look again."""
+    missing = fast.nics_missing  # the fast path waited already
+    if missing is None:
+        missing = fast.wait_for_nics(str(opts.root.path), config.device_wait)
+    if missing:
+        opts.log.warning(f"{missing} Ethernet NIC(s) of the hardware did not show up within "
+                         f"{config.device_wait:g} s (no driver?); configuring what is there")
     facts = gather(opts.root)
     formats = choose_formats(config, opts.formats, facts)
     if opts.root.is_host and needs_final_names(formats):

@@ -127,6 +127,65 @@ def netdev_signature(root: str, *, with_names: bool) -> bytes:
     return b"\n".join(r for _, r in rows)
 
 
+NIC_WAIT = 5.0  # seconds; DEVICE_WAIT in agent.conf sets it for the full path
+PCI_ETHERNET_CLASS = "0x0200"  # PCI class 02 (network), subclass 00 (Ethernet)
+VIRTIO_NET_ID = "0x0001"
+
+
+def expected_nics(root: str) -> int:
+    """How many Ethernet NICs the hardware has, whether or not their driver has bound yet:
+    PCI Ethernet controllers (virtio-net on PCI included), plus virtio-mmio NICs."""
+    count = 0
+    pci = os.path.join(root, "sys/bus/pci/devices")
+    try:
+        for dev in os.listdir(pci):
+            cls = _read(os.path.join(pci, dev, "class"))
+            if cls is not None and cls.strip().decode(errors="replace").startswith(
+                    PCI_ETHERNET_CLASS):
+                count += 1
+    except OSError:
+        pass
+    virtio = os.path.join(root, "sys/bus/virtio/devices")
+    try:
+        for dev in os.listdir(virtio):
+            path = os.path.join(virtio, dev)
+            ident = _read(os.path.join(path, "device"))
+            if ident is not None and ident.strip().decode(errors="replace") == VIRTIO_NET_ID \
+                    and "/pci" not in os.path.realpath(path):
+                count += 1
+    except OSError:
+        pass
+    return count
+
+
+def present_nics(root: str) -> int:
+    net = os.path.join(root, "sys/class/net")
+    try:
+        names = os.listdir(net)
+    except OSError:
+        return 0
+    return sum(
+        1 for n in names
+        if (_read(os.path.join(net, n, "type")) or b"").strip() == b"1"
+        and os.path.lexists(os.path.join(net, n, "device"))
+    )
+
+
+def wait_for_nics(root: str, timeout: float = NIC_WAIT) -> int:
+    """Wait (bounded) until every Ethernet NIC the hardware has shows up as a network device.
+
+    The agent starts right after udev's coldplug was queued, usually before the NIC drivers
+    (virtio_net) are loaded: without this wait the first NIC would not exist yet. Returns how
+    many NICs are still missing when it gives up (0 when all are there)."""
+    want = expected_nics(root)
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = want - present_nics(root)
+        if missing <= 0 or time.monotonic() >= deadline:
+            return max(missing, 0)
+        time.sleep(0.02)
+
+
 def serialize(items: Iterable[Item]) -> bytes:
     out = [MAGIC]
     for kind, rel, data in items:
@@ -222,6 +281,8 @@ def forget(root: str) -> None:
 
 # Why the last call of run() handed over to the full path, which logs it.
 miss = ""
+# NICs still missing after run() waited for them; None if it did not wait.
+nics_missing: Optional[int] = None
 
 
 def unchanged(root: str) -> Optional[bytes]:
@@ -331,9 +392,10 @@ def log(message: str, message_id: str) -> None:
 
 def run(argv: Sequence[str]) -> Optional[int]:
     """The fast path for `apply [--root DIR]`: an exit code, or None to run the full path."""
-    global miss
+    global miss, nics_missing
     args = list(argv)
     miss = "options on the command line"
+    nics_missing = None
     if not args or args[0] != "apply":
         return None
     root = "/"
@@ -362,6 +424,7 @@ def run(argv: Sequence[str]) -> Optional[int]:
         except OSError:
             miss = "another run holds the lock"
             return None  # let the full path wait for it
+        nics_missing = wait_for_nics(root)
         entries_json = unchanged(root)
         if entries_json is None:
             return None

@@ -381,3 +381,46 @@ def test_explicit_config_file(guest_root: Path, tmp_path: Path) -> None:
     assert sorted(snapshot(guest_root, "etc")) == ["etc/hostname", "etc/hosts", "etc/os-release"]
     r = agent(guest_root, "apply", "--config", str(tmp_path / "missing.conf"))
     assert r.code == 2 and "no such file" in r.err
+
+
+def _pci_nic(root: Path, slot: str) -> None:
+    d = root / "sys/bus/pci/devices" / slot
+    d.mkdir(parents=True)
+    (d / "class").write_text("0x020000\n")
+
+
+def test_waits_for_a_nic_whose_driver_is_still_loading(guest_root: Path) -> None:
+    """At boot the agent starts before udev has loaded virtio_net: the NIC appears later."""
+    import threading
+    import time
+
+    from fwcfg_agent.fakeroot import write_netdev
+
+    make_guest_root(guest_root, SOMLO, nics=())
+    _pci_nic(guest_root, "0000:00:03.0")
+
+    def driver_binds() -> None:
+        time.sleep(0.3)
+        write_netdev(guest_root, "eth0", "52:54:00:aa:bb:cc")
+
+    t = threading.Thread(target=driver_binds)
+    t.start()
+    r = agent(guest_root, "apply")
+    t.join()
+    assert r.code == 0, r.err
+    assert (guest_root / "etc/systemd/network/10-fwcfg-enx525400aabbcc.network").exists()
+
+
+def test_a_nic_that_never_shows_up_is_a_bounded_wait(guest_root: Path) -> None:
+    import time
+
+    make_guest_root(guest_root, SOMLO)
+    _pci_nic(guest_root, "0000:00:03.0")
+    _pci_nic(guest_root, "0000:00:04.0")  # a second NIC without a driver
+    cfg = guest_root / "etc/fwcfg-agent/agent.conf"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text("DEVICE_WAIT=0.3\n")
+    start = time.monotonic()
+    r = agent(guest_root, "apply", "--config", str(cfg))
+    assert r.code == 0 and "did not show up" in r.err
+    assert time.monotonic() - start < 3
