@@ -378,7 +378,7 @@ def log(message: str, message_id: str) -> None:
             s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
             try:
                 s.sendto(
-                    f"MESSAGE=fwcfg-agent: {message}\nMESSAGE_ID={message_id}\nPRIORITY=6\n"
+                    f"MESSAGE={message}\nMESSAGE_ID={message_id}\nPRIORITY=6\n"
                     "SYSLOG_IDENTIFIER=fwcfg-agent\n".encode(),
                     "/run/systemd/journal/socket",
                 )
