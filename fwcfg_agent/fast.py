@@ -186,6 +186,34 @@ def wait_for_nics(root: str, timeout: float = NIC_WAIT) -> int:
         time.sleep(0.02)
 
 
+def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:
+    """Wait (bounded) until udev has processed every Ethernet NIC (its database entry
+    /run/udev/data/n<ifindex> exists), so that their names are final. Only where udev runs."""
+    data = os.path.join(root, "run/udev/data")
+    if not os.path.isdir(data):
+        return
+    net = os.path.join(root, "sys/class/net")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            names = os.listdir(net)
+        except OSError:
+            return
+        pending = False
+        for n in names:
+            d = os.path.join(net, n)
+            if (_read(os.path.join(d, "type")) or b"").strip() != b"1" \
+                    or not os.path.lexists(os.path.join(d, "device")):
+                continue
+            index = (_read(os.path.join(d, "ifindex")) or b"").strip().decode()
+            if not os.path.exists(os.path.join(data, f"n{index}")):
+                pending = True
+                break
+        if not pending:
+            return
+        time.sleep(0.02)
+
+
 def serialize(items: Iterable[Item]) -> bytes:
     out = [MAGIC]
     for kind, rel, data in items:
@@ -293,6 +321,8 @@ def unchanged(root: str) -> Optional[bytes]:
     if not items:
         miss = "no snapshot of an earlier run"
         return None
+    if ("n", "names") in {(k, r) for k, r, _ in items}:
+        wait_for_udev_names(root)  # the formats use kernel names: let udev finish renaming
     entries_json: Optional[bytes] = None
     for kind, rel, data in items:
         if kind == "j":

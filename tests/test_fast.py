@@ -204,3 +204,31 @@ def test_renamed_nic_with_a_name_based_format_takes_the_full_path(guest_root: Pa
     assert code == 0 and "jinja2" in loaded
     assert (guest_root / "etc/network/interfaces.d/fwcfg-enp0s3").exists()
     assert not (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
+
+
+def test_name_based_formats_wait_for_udev_to_finish_renaming(guest_root: Path) -> None:
+    """ifupdown names NICs: the fast path waits for udev's database entry of each NIC (the
+    rename is done) before comparing, instead of missing on a half-renamed boot."""
+    import threading
+    import time
+
+    make_guest_root(guest_root, SOMLO, installed=("usr/sbin/ifup",))
+    (guest_root / "sys/class/net/ens3/ifindex").write_text("2\n")
+    udev = guest_root / "run/udev/data"
+    udev.mkdir(parents=True)
+    (udev / "n2").write_text("")
+    assert agent(guest_root, "apply").code == 0
+    # next boot: the kernel calls it eth0 until udev renames it back to ens3
+    (udev / "n2").unlink()
+    _rename(guest_root, "ens3", "eth0")
+
+    def udev_renames() -> None:
+        time.sleep(0.3)
+        _rename(guest_root, "eth0", "ens3")
+        (udev / "n2").write_text("")
+
+    t = threading.Thread(target=udev_renames)
+    t.start()
+    code, err, loaded = run_agent("apply", "--root", str(guest_root))
+    t.join()
+    assert code == 0 and loaded == [], (err, loaded)

@@ -364,3 +364,35 @@ def test_opener_failure_releases_lock(tmp_path: Path) -> None:
 
 def test_machine_default_is_this_one() -> None:
     assert platform.machine()  # the default `machine` comes from here
+
+
+def test_rebind_refused_by_the_kernel_falls_back_to_reloading_the_module(tmp_path: Path) -> None:
+    """Linux 6.1 answers EBUSY to a bind after an unbind; a module reload probes afresh."""
+    import errno as _errno
+
+    from fwcfg_agent.errors import SourceError
+    from fwcfg_agent.sources.raw import DRIVER_DIR, DriverBinding
+
+    driver = tmp_path / DRIVER_DIR
+    driver.mkdir(parents=True)
+    (driver / "QEMU0002:00").symlink_to(tmp_path)
+
+    def write(path: Path, value: str) -> None:
+        if path.name == "unbind":
+            (driver / value).unlink()
+        else:
+            raise OSError(_errno.EBUSY, "Device or resource busy")
+
+    def reload_ok() -> bool:
+        (driver / "QEMU0002:00").symlink_to(tmp_path)
+        return True
+
+    b = DriverBinding(tmp_path, write, reload=reload_ok)
+    b.unbind()
+    b.rebind()
+    assert b.bound_devices() == ["QEMU0002:00"]
+
+    b = DriverBinding(tmp_path, write, reload=lambda: False)
+    b.unbind()
+    with pytest.raises(SourceError, match="could not rebind"):
+        b.rebind()

@@ -387,6 +387,19 @@ def _write_sysfs(path: Path, value: str) -> None:
         f.write(value)
 
 
+def _reload_module() -> bool:
+    """modprobe -r, then modprobe qemu_fw_cfg: the module's init probes the device again."""
+    import subprocess
+
+    try:
+        for argv in (["modprobe", "-r", "qemu_fw_cfg"], ["modprobe", "qemu_fw_cfg"]):
+            if subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode:
+                return False
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
 class DriverBinding:
     """Takes the device away from the kernel driver and gives it back.
 
@@ -394,10 +407,16 @@ class DriverBinding:
     checks that the driver's region left /proc/ioports; `rebind()` writes them to `bind`.
     """
 
-    def __init__(self, root: Path, write: SysfsWriter = _write_sysfs) -> None:
+    def __init__(self, root: Path, write: SysfsWriter = _write_sysfs,
+                 reload: Callable[[], bool] | None = None) -> None:
         self.root = root
         self.dir = root / DRIVER_DIR
         self._write = write
+        # Linux 6.1's qemu_fw_cfg refuses a second probe after a remove (EBUSY: its remove
+        # leaves the device pointer set); reloading the module resets that. Only on the real
+        # system, never on a test root.
+        self._reload = reload if reload is not None else (
+            _reload_module if _is_real_root(root) else None)
         self.unbound: list[str] = []
 
     def bound_devices(self) -> list[str]:
@@ -437,6 +456,8 @@ class DriverBinding:
                 self._write(self.dir / "bind", dev)
             except OSError as e:
                 failed.append(f"{dev}: {e.strerror}")
+        if failed and self._reload is not None and self._reload() and self.bound_devices():
+            return  # the reloaded module probed the device afresh
         if failed:
             raise SourceError(f"could not rebind the kernel's fw_cfg driver ({'; '.join(failed)})")
 
