@@ -187,14 +187,10 @@ def test_sysfs_and_raw_read_the_same_1mib_in_one_guest(boots: Boots) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Linux 6.1's qemu_fw_cfg cannot be rebound after an unbind (its remove() leaves "
-    "fw_cfg_sel_ko set, probe returns EBUSY); raw.py would have to reload the module instead",
-)
 def test_raw_read_gives_the_device_back(boots: Boots) -> None:
     """After the benchmark's raw read (unbind, read, rebind) the driver has the device again:
-    the collector, which runs after it, still lists the entries through sysfs."""
+    the collector, which runs after it, still lists the entries through sysfs. (Linux 6.1's
+    qemu_fw_cfg refuses the rebind with EBUSY; raw.py then reloads the module.)"""
     r = boots.sysfs()
     assert r.rc("bench.json") == 0, r.text("bench.json.err")
     assert r.fwcfg_names().get(BIG) == BIG_SIZE, "no sysfs tree after the raw read"
