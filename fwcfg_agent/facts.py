@@ -28,7 +28,6 @@ class Facts(NamedTuple):
         return "cloud-init" in self.installed
 
 
-_WANTS_DIRS = WANTS_DIRS
 
 def read_os_release(root: Root) -> dict[str, str]:
     for rel in ("etc/os-release", "usr/lib/os-release"):
@@ -79,7 +78,7 @@ def gather(root: Root) -> Facts:
     )
     enabled = frozenset(
         m for m, unit in MANAGER_UNITS.items()
-        if any((root / "etc/systemd/system" / w / unit).exists() for w in _WANTS_DIRS)
+        if any((root / "etc/systemd/system" / w / unit).exists() for w in WANTS_DIRS)
     )
     try:
         hosts: Optional[str] = (root / "etc/hosts").read_text(encoding="utf-8", errors="replace")

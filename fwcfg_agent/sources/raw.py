@@ -275,13 +275,7 @@ class RawSource:
         self._finalizer()
 
     def _close_after(self, primary: BaseException) -> None:
-        """Close while `primary` propagates; a failure to close must not hide it."""
-        try:
-            self.close()
-        except SourceError as e:
-            _log.error("%s", e)
-            if isinstance(primary, SourceError):
-                raise SourceError(f"{primary}; and then: {e}") from primary
+        _close_during(self.close, primary)
 
     def __enter__(self) -> RawSource:
         return self
@@ -385,6 +379,16 @@ def foreign_port_owner(root: Path) -> str | None:
 def _write_sysfs(path: Path, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)
+
+
+def _close_during(close: Callable[[], None], primary: BaseException) -> None:
+    """Close while `primary` propagates; a failure to close must not hide it."""
+    try:
+        close()
+    except SourceError as e:
+        _log.error("%s", e)
+        if isinstance(primary, SourceError):
+            raise SourceError(f"{primary}; and then: {e}") from primary
 
 
 def _reload_module() -> bool:
@@ -621,10 +625,5 @@ def open_raw_source(
             guard=guard,
         )
     except BaseException as primary:
-        try:
-            stack.close()
-        except SourceError as e:
-            _log.error("%s", e)
-            if isinstance(primary, SourceError):
-                raise SourceError(f"{primary}; and then: {e}") from primary
+        _close_during(stack.close, primary)
         raise
