@@ -132,17 +132,19 @@ PCI_ETHERNET_CLASS = "0x0200"  # PCI class 02 (network), subclass 00 (Ethernet)
 VIRTIO_NET_ID = "0x0001"
 
 
-def expected_nics(root: str) -> int:
-    """How many Ethernet NICs the hardware has, whether or not their driver has bound yet:
-    PCI Ethernet controllers (virtio-net on PCI included), plus virtio-mmio NICs."""
-    count = 0
+def _nic_hardware(root: str) -> list[tuple[str, bool]]:
+    """The Ethernet NIC hardware, whether or not a NIC driver has bound yet: (sysfs device
+    directory, whether it is a whole NIC) for every PCI Ethernet controller (virtio-net on PCI
+    included) and every virtio-net device. A virtio-net device on PCI is the same NIC as its
+    PCI function, so only the virtio-net devices on other transports (MMIO) count as NICs."""
+    found: list[tuple[str, bool]] = []
     pci = os.path.join(root, "sys/bus/pci/devices")
     try:
         for dev in os.listdir(pci):
             cls = _read(os.path.join(pci, dev, "class"))
             if cls is not None and cls.strip().decode(errors="replace").startswith(
                     PCI_ETHERNET_CLASS):
-                count += 1
+                found.append((os.path.join(pci, dev), True))
     except OSError:
         pass
     virtio = os.path.join(root, "sys/bus/virtio/devices")
@@ -150,12 +152,29 @@ def expected_nics(root: str) -> int:
         for dev in os.listdir(virtio):
             path = os.path.join(virtio, dev)
             ident = _read(os.path.join(path, "device"))
-            if ident is not None and ident.strip().decode(errors="replace") == VIRTIO_NET_ID \
-                    and "/pci" not in os.path.realpath(path):
-                count += 1
+            if ident is not None and ident.strip().decode(errors="replace") == VIRTIO_NET_ID:
+                found.append((path, "/pci" not in os.path.realpath(path)))
     except OSError:
         pass
-    return count
+    return found
+
+
+def expected_nics(root: str) -> int:
+    """How many Ethernet NICs the hardware has, whether or not their driver has bound yet."""
+    return sum(1 for _, whole in _nic_hardware(root) if whole)
+
+
+def driverless_aliases(root: str) -> list[str]:
+    """The modaliases of NIC hardware no driver has bound yet (a virtio-pci function's driver
+    is the transport; its virtio-net device shows up, driverless, once that has bound)."""
+    aliases = []
+    for path, _ in _nic_hardware(root):
+        if os.path.lexists(os.path.join(path, "driver")):
+            continue
+        alias = (_read(os.path.join(path, "modalias")) or b"").strip()
+        if alias:
+            aliases.append(alias.decode(errors="replace"))
+    return aliases
 
 
 def present_nics(root: str) -> int:
@@ -171,19 +190,56 @@ def present_nics(root: str) -> int:
     )
 
 
-def wait_for_nics(root: str, timeout: float = NIC_WAIT) -> int:
+# modprobe, where distributions put it; a test points this at a model of the kernel
+MODPROBE = ("/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe", "/bin/modprobe")
+
+
+def _modprobe(aliases: Sequence[str]) -> Optional[int]:
+    """Start `modprobe -q -b -a ALIAS...` (blacklists honoured) without waiting for it."""
+    for path in MODPROBE:
+        if os.access(path, os.X_OK):
+            try:
+                return os.posix_spawn(path, [path, "-q", "-b", "-a", *aliases],
+                                      {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+            except OSError:
+                return None
+    return None
+
+
+def wait_for_nics(root: str, timeout: float = NIC_WAIT, *,
+                  load_drivers: Optional[bool] = None) -> int:
     """Wait (bounded) until every Ethernet NIC the hardware has shows up as a network device.
 
-    The agent starts right after udev's coldplug was queued, usually before the NIC drivers
-    (virtio_net) are loaded: without this wait the first NIC would not exist yet. Returns how
-    many NICs are still missing when it gives up (0 when all are there)."""
+    The agent starts right after udev's coldplug was queued, usually long before udev gets to
+    loading the NIC drivers (virtio_net): without this the first NIC would not exist yet. So
+    the agent loads the drivers of driverless NIC hardware itself, by modalias, as udev would
+    (by default only on the running system, root /). Returns how many NICs are still missing
+    when it gives up (0 when all are there)."""
     want = expected_nics(root)
+    if load_drivers is None:
+        load_drivers = root == "/"
     deadline = time.monotonic() + timeout
-    while True:
-        missing = want - present_nics(root)
-        if missing <= 0 or time.monotonic() >= deadline:
-            return max(missing, 0)
-        time.sleep(0.02)
+    requested: set[str] = set()
+    children = []
+    try:
+        while True:
+            missing = want - present_nics(root)
+            if missing <= 0 or time.monotonic() >= deadline:
+                return max(missing, 0)
+            if load_drivers:
+                new = [a for a in driverless_aliases(root) if a not in requested]
+                if new:
+                    requested.update(new)
+                    pid = _modprobe(new)
+                    if pid is not None:
+                        children.append(pid)
+            time.sleep(0.02)
+    finally:
+        for pid in children:  # reap what has finished; a slow modprobe just goes on
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except OSError:
+                continue
 
 
 def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:

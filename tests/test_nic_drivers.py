@@ -1,0 +1,115 @@
+"""Loading NIC drivers at boot: the agent modprobes driverless NIC hardware by modalias instead
+of waiting for udev's coldplug to get there. The kernel is modelled by a `modprobe` that binds
+drivers in a guest-like sysfs tree the way Linux does for a virtio-net NIC on PCI: the PCI
+function's driver (the virtio-pci transport) first, which adds a virtio device; that device's
+driver (virtio_net) then registers the network device."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fwcfg_agent import fast
+
+PCI_SLOT = "0000:00:03.0"
+PCI_ALIAS = "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
+VIRTIO_ALIAS = "virtio:d00000001v00001AF4"
+
+KERNEL = r'''#!{python}
+"""modprobe -q -b -a ALIAS...: log the call, then bind like the kernel would."""
+import os, sys
+from pathlib import Path
+root = Path({root!r})
+with open(root / "modprobe.log", "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\n")
+pci = root / "sys/devices/pci0000:00" / {slot!r}
+for alias in sys.argv[4:]:
+    if alias.startswith("pci:") and {transport!r}:
+        (pci / "driver").symlink_to("../../../bus/pci/drivers/virtio-pci")
+        dev = pci / "virtio0"
+        dev.mkdir()
+        (dev / "device").write_text("0x0001\n")
+        (dev / "modalias").write_text({virtio_alias!r} + "\n")
+        bus = root / "sys/bus/virtio/devices"
+        bus.mkdir(parents=True, exist_ok=True)
+        (bus / "virtio0").symlink_to(dev)
+    if alias.startswith("virtio:") and {netdev!r}:
+        (pci / "virtio0/driver").symlink_to("../../../../bus/virtio/drivers/virtio_net")
+        net = root / "sys/class/net/eth0"
+        net.mkdir(parents=True)
+        (net / "address").write_text("52:54:00:aa:bb:cc\n")
+        (net / "type").write_text("1\n")
+        (net / "device").symlink_to(pci / "virtio0")
+'''
+
+
+def guest(root: Path, *, transport: bool = True, netdev: bool = True) -> Path:
+    """A guest whose virtio-net PCI function has no driver yet, and a modprobe modelling the
+    kernel (`transport`/`netdev`: whether the virtio-pci/virtio_net modules exist)."""
+    pci = root / "sys/devices/pci0000:00" / PCI_SLOT
+    pci.mkdir(parents=True)
+    (pci / "class").write_text("0x020000\n")
+    (pci / "modalias").write_text(PCI_ALIAS + "\n")
+    bus = root / "sys/bus/pci/devices"
+    bus.mkdir(parents=True)
+    (bus / PCI_SLOT).symlink_to(pci)
+    (root / "sys/class/net").mkdir(parents=True)
+    modprobe = root / "modprobe"
+    modprobe.write_text(KERNEL.format(python=sys.executable, root=str(root), slot=PCI_SLOT,
+                                      transport=transport, netdev=netdev,
+                                      virtio_alias=VIRTIO_ALIAS))
+    modprobe.chmod(0o755)
+    return modprobe
+
+
+def calls(root: Path) -> list[str]:
+    log = root / "modprobe.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_driverless_hardware_is_found_by_modalias(tmp_path: Path) -> None:
+    guest(tmp_path)
+    assert fast.expected_nics(str(tmp_path)) == 1
+    assert fast.driverless_aliases(str(tmp_path)) == [PCI_ALIAS]
+
+
+def test_loads_the_transport_then_the_nic_driver(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path)),))
+    assert fast.wait_for_nics(str(tmp_path), 10, load_drivers=True) == 0
+    assert fast.present_nics(str(tmp_path)) == 1
+    # one modprobe per newly driverless device, blacklists honoured
+    assert calls(tmp_path) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
+    # a virtio-net device on PCI is the same NIC as its PCI function: still one NIC
+    assert fast.expected_nics(str(tmp_path)) == 1
+    assert fast.driverless_aliases(str(tmp_path)) == []
+
+
+def test_no_driver_is_a_bounded_wait_that_asks_once(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path, netdev=False)),))
+    start = time.monotonic()
+    assert fast.wait_for_nics(str(tmp_path), 0.5, load_drivers=True) == 1
+    assert time.monotonic() - start < 5
+    assert calls(tmp_path) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
+
+
+def test_only_the_running_system_loads_drivers_by_default(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A root other than / is an image or a test tree: its kernel is not ours to load into."""
+    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path)),))
+    assert fast.wait_for_nics(str(tmp_path), 0.2) == 1
+    assert calls(tmp_path) == []
+
+
+def test_without_modprobe_the_wait_still_ends(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    guest(tmp_path)
+    monkeypatch.setattr(fast, "MODPROBE", (str(tmp_path / "no-such-modprobe"),))
+    assert fast.wait_for_nics(str(tmp_path), 0.2, load_drivers=True) == 1
+    assert not os.path.exists(tmp_path / "modprobe.log")
