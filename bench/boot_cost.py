@@ -72,7 +72,18 @@ def make_root(root: Path, payload: dict[str, bytes] | None) -> Path:
 def install(python: str, work: Path) -> tuple[list[str], list[str]]:
     """A venv with the agent installed; returns (launcher argv, console-script argv)."""
     venv = work / "venv"
-    subprocess.run([python, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    # The distribution's packages (python3-jinja2, -pyudev, -systemd) as a guest sees them, but
+    # without processing the .pth files of the host's site directories: a guest image has none
+    # of this machine's start-up hooks (one here imports certifi and pathlib into every
+    # interpreter), and they would inflate the baseline and flatter every ratio.
+    site = subprocess.run([str(venv / "bin/python"), "-c",
+                           "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    dist = subprocess.run([python, "-I", "-c",
+                           "import site; print('\\n'.join(site.getsitepackages()))"],
+                          check=True, capture_output=True, text=True).stdout.split()
+    Path(site, "distribution-packages.pth").write_text("".join(f"{d}\n" for d in dist))
     subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps",
                     "--no-build-isolation", "--no-index", str(REPO)], check=True,
                    stdout=subprocess.DEVNULL)
