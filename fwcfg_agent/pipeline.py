@@ -79,11 +79,12 @@ def needs_final_names(formats: Sequence[Format]) -> bool:
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
               facts: Facts, template_dir: Path, cache_dir: Optional[Path]) -> Planned:
-    """Parse, validate, render. jinja2 is loaded only after validation passed, so a run with a
-    bad payload does not pay for it."""
+    """Parse, validate, render. Rendering runs the templates' generated code (render/lite.py),
+    and loads jinja2 only for a template that code cannot run (a changed override, say); a bad
+    payload never gets that far."""
     payloads = parse_all(collected)
     result = build(payloads, facts.netdevs, config.default_interface)
-    from .render.env import Templates
+    from .render.lite import Renderer
 
-    plan = render(result.config, formats, facts, Templates(template_dir, cache_dir))
+    plan = render(result.config, formats, facts, Renderer(template_dir, cache_dir))
     return Planned(tuple(payloads), result, tuple(formats), plan)

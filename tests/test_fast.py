@@ -142,7 +142,7 @@ def test_any_change_takes_the_full_path(applied: Path, change: Callable[[Path], 
     change(applied)
     code, err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0, err
-    assert "jinja2" in loaded, f"{change.__name__}: the fast path missed it"
+    assert "fwcfg_agent.model" in loaded, f"{change.__name__}: the fast path missed it"
     # and the full path recorded a fresh snapshot: the boot after is fast again
     code, err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and loaded == [], (change.__name__, err, loaded)
@@ -150,10 +150,10 @@ def test_any_change_takes_the_full_path(applied: Path, change: Callable[[Path], 
 
 def test_options_take_the_full_path_and_are_not_recorded(applied: Path) -> None:
     code, _err, loaded = run_agent("apply", "--root", str(applied), "--format", "hostname")
-    assert code == 0 and "jinja2" in loaded
+    assert code == 0 and "fwcfg_agent.model" in loaded
     assert not (applied / fast.SNAPSHOT).exists()
     code, _err, loaded = run_agent("apply", "--root", str(applied))
-    assert code == 0 and "jinja2" in loaded  # full again: files differ from the unit's run
+    assert code == 0 and "fwcfg_agent.model" in loaded  # files differ
 
 
 def test_rollback_forgets_the_snapshot(applied: Path) -> None:
@@ -161,14 +161,14 @@ def test_rollback_forgets_the_snapshot(applied: Path) -> None:
     assert not (applied / fast.SNAPSHOT).exists()
     before = snapshot(applied, "etc")
     code, _err, loaded = run_agent("apply", "--root", str(applied))
-    assert "jinja2" in loaded and snapshot(applied, "etc") != before
+    assert "fwcfg_agent.model" in loaded and snapshot(applied, "etc") != before
 
 
 def test_torn_snapshot_is_ignored(applied: Path) -> None:
     path = applied / fast.SNAPSHOT
     path.write_bytes(path.read_bytes()[:-7])
     code, _err, loaded = run_agent("apply", "--root", str(applied))
-    assert code == 0 and "jinja2" in loaded
+    assert code == 0 and "fwcfg_agent.model" in loaded
 
 
 def test_serialize_round_trip() -> None:
@@ -201,7 +201,7 @@ def test_renamed_nic_with_a_name_based_format_takes_the_full_path(guest_root: Pa
     assert (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
     _rename(guest_root, "ens3", "enp0s3")
     code, _err, loaded = run_agent("apply", "--root", str(guest_root))
-    assert code == 0 and "jinja2" in loaded
+    assert code == 0 and "fwcfg_agent.model" in loaded
     assert (guest_root / "etc/network/interfaces.d/fwcfg-enp0s3").exists()
     assert not (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
 

@@ -261,7 +261,8 @@ def _check_launcher(installed: Path, checkout: Checkout) -> None:
 _CACHE_PROBE = """
 from jinja2 import Environment
 from jinja2.bccache import Bucket
-from fwcfg_agent.render.cache import TemplateCache, packaged_cache_dir
+from fwcfg_agent.render.cache import TemplateCache
+from fwcfg_agent.render.lite import packaged_cache_dir
 from fwcfg_agent.render.env import packaged_template_dir
 d = packaged_template_dir()
 cache = TemplateCache([packaged_cache_dir(d)], None)
@@ -273,9 +274,19 @@ for name in names:
     cache.load_bytecode(b)
     if b.code is None:
         stale.append(name)
+from fwcfg_agent.render.lite import LITE_DIR, LiteTemplates
+from fwcfg_agent.render.filters import Unsupported
+lite = LiteTemplates([d], [packaged_cache_dir(d) / LITE_DIR])
+no_lite = []
+for name in names:
+    try:
+        lite._root(name)
+    except Unsupported:
+        no_lite.append(name)
 print(d)
 print(len(names))
 print(" ".join(stale) or "-")
+print(" ".join(no_lite) or "-")
 """
 
 
@@ -284,6 +295,8 @@ def _check_template_cache(site_root: Path, cwd: Path) -> None:
     out = _run([SYSTEM_PYTHON, "-c", _CACHE_PROBE], env=env, cwd=cwd).stdout.split("\n")
     assert out[0].startswith(str(site_root)), out
     assert int(out[1]) > 0 and out[2] == "-", f"templates without packaged bytecode: {out[2]}"
+    # and the light runtime runs every one of them without jinja2 (render/lite.py)
+    assert out[3] == "-", f"templates without usable generated code: {out[3]}"
 
 
 @needs_deb

@@ -7,7 +7,7 @@ import subprocess
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fwcfg_agent.render.env import shquote
+from fwcfg_agent.render.filters import shquote
 
 # Anything a Python str can hold that can also be passed to a process: no NUL, no lone
 # surrogates. Newlines included: the payload parser cannot produce them, shquote must cope.

@@ -10,6 +10,7 @@ import pytest
 
 from fwcfg_agent.render.cache import TemplateCache, precompile
 from fwcfg_agent.render.env import Templates
+from fwcfg_agent.render.lite import LITE_DIR, SUFFIX
 
 
 class CountingEnv:
@@ -30,7 +31,9 @@ def test_precompiled_templates_are_not_compiled_again(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     names = precompile(cache)
-    assert "networkd.network.j2" in names and len(list(cache.iterdir())) == len(names)
+    assert "networkd.network.j2" in names and len(list(cache.glob("*.cache"))) == len(names)
+    # and the light runtime's code for each (render/lite.py)
+    assert sorted(p.name for p in (cache / LITE_DIR).iterdir()) == [n + SUFFIX for n in names]
     counter = CountingEnv(monkeypatch)
     t = Templates(None, None)
     t.env.bytecode_cache = TemplateCache([cache], None)
@@ -64,7 +67,7 @@ def test_stale_cache_entry_is_ignored(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     precompile(cache)
-    for f in cache.iterdir():
+    for f in cache.glob("*.cache"):
         f.write_bytes(f.read_bytes()[:20])
     t = Templates(None, None)
     t.env.bytecode_cache = TemplateCache([cache], None)
@@ -76,17 +79,19 @@ def test_damaged_cache_file_is_ignored(tmp_path: Path) -> None:
 
 
 def test_apply_fills_the_runtime_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fwcfg_agent.render import env
+    from fwcfg_agent.render import env, lite
 
     from .agent import agent
     from .conftest import make_guest_root
 
     # as after a pip install: no compiled templates shipped in the package
     monkeypatch.setattr(env, "packaged_cache_dir", lambda _d: tmp_path / "none")
+    monkeypatch.setattr(lite, "packaged_cache_dir", lambda _d: tmp_path / "none")
     root = make_guest_root(tmp_path / "root", {"opt/GuestInfo": b"HOSTNAME=a\nIPADDR=10.0.0.5\n"})
     assert agent(root, "apply").code == 0
-    cached = list((root / "var/cache/fwcfg-agent/templates").iterdir())
-    assert len(cached) >= 3
+    cache = root / "var/cache/fwcfg-agent/templates"
+    assert len(list(cache.glob("*.cache"))) >= 3  # jinja2's bytecode
+    assert len(list((cache / LITE_DIR).iterdir())) >= 3  # the light runtime's code
     shutil.rmtree(root / "var/cache")
     assert agent(root, "apply", "--dry-run").code == 0
     assert not (root / "var/cache").exists()  # a dry run writes nothing, not even the cache

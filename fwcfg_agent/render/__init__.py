@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Protocol
 
 from ..facts import Facts
 from ..model import NETWORK_FORMATS, Format, HostConfig, Interface
 
-if TYPE_CHECKING:  # jinja2 is imported only once a run has a valid payload to render
-    from .env import Templates
+
+class Templates(Protocol):
+    """What rendering needs: `lite.Renderer` (the agent), or `env.Templates` (jinja2 only)."""
+
+    def render(self, name: str, **context: Any) -> str: ...
 
 HOSTS_BEGIN = "# BEGIN fwcfg-agent (managed: edits here are replaced at boot)"
 HOSTS_END = "# END fwcfg-agent"

@@ -18,11 +18,8 @@ from typing import Optional
 import jinja2
 from jinja2.bccache import Bucket
 
-PACKAGED_CACHE = "__compiled__"
-
-
-def packaged_cache_dir(template_dir: Path) -> Path:
-    return template_dir / PACKAGED_CACHE
+from .lite import LITE_DIR, packaged_cache_dir, packaged_template_dir
+from .lite import write as write_lite
 
 
 class TemplateCache(jinja2.BytecodeCache):
@@ -66,7 +63,7 @@ class TemplateCache(jinja2.BytecodeCache):
 
 def precompile(dest: Path | None = None) -> list[str]:
     """Compile every packaged template into the package's own cache (run at build time)."""
-    from .env import Templates, packaged_template_dir
+    from .env import Templates
 
     out = dest or packaged_cache_dir(packaged_template_dir())
     templates = Templates()
@@ -74,6 +71,9 @@ def precompile(dest: Path | None = None) -> list[str]:
     names = sorted(n for n in templates.env.list_templates() if n.endswith(".j2"))
     for name in names:
         templates.env.get_template(name)
+        # and the code the light runtime runs (lite.py), where it can run the template
+        source = (packaged_template_dir() / name).read_text(encoding="utf-8")
+        write_lite(out / LITE_DIR, name, source)
     return names
 
 
