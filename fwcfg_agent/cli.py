@@ -11,7 +11,7 @@ TYPE_CHECKING = False  # typing is not loaded at start-up: the fast path does wi
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from typing import Optional
+    from typing import Any, Optional
 
 EXIT_CODES = """\
 exit codes:
@@ -76,13 +76,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Args:
+    """The parsed command line the unit's `apply [--root DIR]` gives, without argparse: with
+    gettext, locale and shutil, argparse costs more than everything else a first boot loads."""
+
+    command = "apply"
+    config = None
+    debug = False
+    source = None
+    formats = None
+    dry_run = False
+
+    def __init__(self, root: str) -> None:
+        from pathlib import Path
+
+        self.root = Path(root)
+
+
+def _unit_args(argv: Sequence[str]) -> Optional[_Args]:
+    root = fast.apply_root(argv)
+    return _Args(root) if root is not None else None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     code = fast.run(argv)  # a boot where nothing changed ends here, cheaply
     if code is not None:
         return code
     _terminate_on_sigterm()
-    args = _parser().parse_args(argv)
+    args: Any = _unit_args(argv) or _parser().parse_args(argv)
 
     from .errors import AgentError
     from .log import MSG_INVALID, Log

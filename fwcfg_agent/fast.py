@@ -476,23 +476,30 @@ def log(message: str, message_id: str) -> None:
     sys.stderr.write(f"fwcfg-agent: {message}\n")
 
 
+def apply_root(argv: Sequence[str]) -> Optional[str]:
+    """The root of the unit's command line, `apply [--root DIR]`; None for any other."""
+    args = list(argv)
+    if not args or args[0] != "apply":
+        return None
+    rest = args[1:]
+    if not rest:
+        return "/"
+    if len(rest) == 2 and rest[0] == "--root" and rest[1]:
+        return rest[1]
+    if len(rest) == 1 and rest[0].startswith("--root=") and len(rest[0]) > len("--root="):
+        return rest[0][len("--root="):]
+    return None
+
+
 def run(argv: Sequence[str]) -> Optional[int]:
     """The fast path for `apply [--root DIR]`: an exit code, or None to run the full path."""
     global miss, nics_missing
-    args = list(argv)
     miss = "options on the command line"
     nics_missing = None
-    if not args or args[0] != "apply":
-        return None
-    root = "/"
-    rest = args[1:]
-    if len(rest) == 2 and rest[0] == "--root":
-        root = rest[1]
-    elif len(rest) == 1 and rest[0].startswith("--root="):
-        root = rest[0][len("--root="):]
-    elif rest:
-        return None  # any other option: the full path decides
-    root = os.path.abspath(root)
+    given = apply_root(argv)
+    if given is None:
+        return None  # another command, any other option: the full path decides
+    root = os.path.abspath(given)
     if device_absent(root):
         log("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node): nothing to do",
             MSG_NOTHING)

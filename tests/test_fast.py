@@ -232,3 +232,30 @@ def test_name_based_formats_wait_for_udev_to_finish_renaming(guest_root: Path) -
     code, err, loaded = run_agent("apply", "--root", str(guest_root))
     t.join()
     assert code == 0 and loaded == [], (err, loaded)
+
+
+@pytest.mark.parametrize(("argv", "root"), [
+    (["apply"], "/"),
+    (["apply", "--root", "/x"], "/x"),
+    (["apply", "--root=/x"], "/x"),
+    (["apply", "--root="], None),
+    (["apply", "--root"], None),
+    (["apply", "--dry-run"], None),
+    (["apply", "--root", "/x", "--debug"], None),
+    (["diff"], None),
+    ([], None),
+])
+def test_the_units_command_line_is_recognised_and_nothing_else(argv: list[str],
+                                                               root: str | None) -> None:
+    assert fast.apply_root(argv) == root
+
+
+def test_a_first_boot_does_not_load_argparse(guest_root: Path) -> None:
+    """The unit's `apply` takes the full path without argparse (and its gettext, locale and
+    shutil); any other option still goes through argparse, which rejects what it must."""
+    make_guest_root(guest_root, SOMLO)
+    code, err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert code == 0 and "fwcfg_agent.model" in loaded and "argparse" not in loaded, err
+    assert (guest_root / "etc/hostname").read_text() == "guest1.example.com\n"
+    code, err, loaded = run_agent("apply", "--root", str(guest_root), "--bogus")
+    assert code == 2 and "unrecognized arguments: --bogus" in err
