@@ -72,8 +72,8 @@ def choose_formats(config: AgentConfig, override: Optional[Sequence[Format]],
 
 
 def needs_final_names(formats: Sequence[Format]) -> bool:
-    """ifcfg and ifupdown name NICs by their kernel names: udev must have named them first.
-    The other formats match NICs by MAC and need no wait."""
+    """ifcfg names NICs by their kernel names: udev must have named them first. The other
+    formats match NICs by MAC (ifupdown with `mac/` patterns) and need no wait."""
     return bool(NAMED_FORMATS.intersection(formats))
 
 

@@ -195,24 +195,44 @@ def test_a_nic_renamed_by_udev_is_the_same_nic(applied: Path) -> None:
     assert code == 0 and loaded == []
 
 
+def _ifcfg_root(root: Path) -> Path:
+    """A guest whose format names NICs by kernel name (ifcfg)."""
+    make_guest_root(root, SOMLO)
+    conf = root / "etc/fwcfg-agent/agent.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("FORMATS='hostname hosts ifcfg'\n")
+    return root
+
+
 def test_renamed_nic_with_a_name_based_format_takes_the_full_path(guest_root: Path) -> None:
-    make_guest_root(guest_root, SOMLO, installed=("usr/sbin/ifup",))
+    _ifcfg_root(guest_root)
+    scripts = guest_root / "etc/sysconfig/network-scripts"
     assert agent(guest_root, "apply").code == 0
-    assert (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
+    assert (scripts / "ifcfg-ens3").exists()
     _rename(guest_root, "ens3", "enp0s3")
     code, _err, loaded = run_agent("apply", "--root", str(guest_root))
     assert code == 0 and "fwcfg_agent.model" in loaded
-    assert (guest_root / "etc/network/interfaces.d/fwcfg-enp0s3").exists()
-    assert not (guest_root / "etc/network/interfaces.d/fwcfg-ens3").exists()
+    assert (scripts / "ifcfg-enp0s3").exists()
+    assert not (scripts / "ifcfg-ens3").exists()
+
+
+def test_ifupdown_matches_by_mac_so_a_rename_changes_nothing(guest_root: Path) -> None:
+    make_guest_root(guest_root, SOMLO, installed=("usr/sbin/ifup",))
+    assert agent(guest_root, "apply").code == 0
+    stanza = guest_root / "etc/network/interfaces.d/fwcfg-enx525400123456"
+    assert "auto mac/52:54:00:12:34:56/=enx525400123456\n" in stanza.read_text()
+    _rename(guest_root, "ens3", "enp0s3")
+    code, _err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert code == 0 and loaded == []
 
 
 def test_name_based_formats_wait_for_udev_to_finish_renaming(guest_root: Path) -> None:
-    """ifupdown names NICs: the fast path waits for udev's database entry of each NIC (the
+    """ifcfg names NICs: the fast path waits for udev's database entry of each NIC (the
     rename is done) before comparing, instead of missing on a half-renamed boot."""
     import threading
     import time
 
-    make_guest_root(guest_root, SOMLO, installed=("usr/sbin/ifup",))
+    _ifcfg_root(guest_root)
     (guest_root / "sys/class/net/ens3/ifindex").write_text("2\n")
     udev = guest_root / "run/udev/data"
     udev.mkdir(parents=True)

@@ -229,63 +229,84 @@ def _ifquery(*args: str) -> str:
     return r.stdout
 
 
+def _in_netns(script: str, nics: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a network namespace of its own, with its own /sys, holding veth NICs
+    NAME -> MAC: what ifupdown sees of the NICs there is only these."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1) for a network namespace")
+    setup = ["mount -t sysfs none /sys"] + [
+        f"ip link add {name} address {mac} type veth peer name {name}p"
+        for name, mac in nics.items()]
+    return subprocess.run(["unshare", "--net", "--mount", "sh", "-ec",
+                           " && ".join([*setup, script])], capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
     _need("ifup")
     plan = _plan(case, Format.IFUPDOWN)
     for iface in case.config.interfaces:
-        path = tmp_path / f"fwcfg-{iface.name}"
+        path = tmp_path / f"fwcfg-{iface.label}"
         path.write_bytes(_iface_file(plan, iface, "fwcfg-"))
-        # `auto` (what networking.service raises at boot: `ifup -a`) and allow-hotplug
-        auto = _ifquery("-i", str(path), "--list", "-a").split()
-        assert [n for n in auto if n != "lo"] == [iface.name]  # ifquery always adds lo
-        assert _ifquery("-i", str(path), "--list", "--allow=hotplug").split() == [iface.name]
-        options = _ifquery("-i", str(path), iface.name).splitlines()
+        # A NIC matched by MAC gets whatever name; here fwt0. Commands name it $IFACE.
+        phys = "fwt0" if iface.mac else iface.name
+        dev = "$IFACE" if iface.mac else iface.name
+        nics = {phys: iface.mac or "02:00:00:00:00:01", "other0": "02:00:00:00:00:02"}
+        state = tmp_path / "state"
+        state.mkdir(exist_ok=True)
+        # `auto` (what networking.service raises at boot: `ifup -a`) and allow-hotplug, as the
+        # NICs of this namespace expand them; then what ifup -a would run (--no-act runs
+        # nothing; state goes to the temp dir; ifup prints the commands on stderr)
+        r = _in_netns(f"ifquery -i {path} --list -a; echo ==; "
+                      f"ifquery -i {path} --list --allow=hotplug; echo ==; "
+                      f"ifquery -i {path} {iface.label}; echo ==; "
+                      f"ifup --no-act --force --state-dir {state} -i {path} -a 2>&1", nics)
+        assert r.returncode == 0, r.stderr
+        auto, hotplug, query, ifup = r.stdout.split("==\n")
+        assert [n for n in auto.split() if n != "lo"] == [phys]  # ifquery always adds lo
+        assert hotplug.split() == ([] if iface.mac else [iface.name])
+        options = query.splitlines()
         for a in iface.addresses:
             assert f"address: {a.ip}" in options
         for gw in _gateways(iface):
             if iface.dhcp and gw.version == 4:
-                assert f"up: ip route replace default via {gw} dev {iface.name} onlink" in options
+                assert f"up: ip route replace default via {gw} dev {dev} onlink" in options
             else:
                 assert f"gateway: {gw}" in options
         if iface.mtu:
-            assert (f"mtu: {iface.mtu}" in options or f"pre-up: ip link set dev {iface.name} mtu "
+            assert (f"mtu: {iface.mtu}" in options or f"pre-up: ip link set dev {dev} mtu "
                     f"{iface.mtu}" in options)
         dns = " ".join(str(s) for s in case.config.dns)
         assert (f"dns-nameservers: {dns}" in options) == bool(
             case.config.dns and _gets_dns(case.config, iface))
 
-        # What ifup would run (--no-act runs nothing; state goes to the temp dir).
-        state = tmp_path / "state"
-        state.mkdir(exist_ok=True)
-        r = subprocess.run([_need("ifup"), "--no-act", "--force", "--state-dir", str(state),
-                            "-i", str(path), iface.name], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        # ifup prints the commands on stderr.
-        commands = [" ".join(line.split()) for line in (r.stdout + r.stderr).splitlines()]
+        commands = [" ".join(line.split()) for line in ifup.splitlines()]
         for a4 in iface.ipv4:
-            assert any(c.startswith(f"ip addr add {a4.ip}/{a4.netmask} ") for c in commands)
+            assert any(c.startswith(f"ip addr add {a4.ip}/{a4.netmask} ") and f"dev {phys}" in c
+                       for c in commands), commands
         for a6 in iface.ipv6:
             assert any(c.startswith(f"ip -6 addr add {a6} ") for c in commands), commands
         for gw in _gateways(iface):
             ip = "ip" if gw.version == 4 else "ip -6"
-            assert any(re.match(rf"{ip} route (add|replace) default via {gw} dev {iface.name}"
-                                r"( metric \d+)? onlink", c) for c in commands), commands
+            assert any(re.match(rf"{ip} route (add|replace) default via {gw} dev "
+                                rf"({re.escape(phys)}|{re.escape(dev)})( metric \d+)? onlink", c)
+                       for c in commands), commands
         for rt in iface.routes:
             ip = "ip" if rt.version == 4 else "ip -6"
             want = f"{ip} route replace {rt.destination}"
             if rt.gateway is not None:
                 want += f" via {rt.gateway}"
-            want += f" dev {iface.name}"
+            want += f" dev {dev}"
             if _offlink(rt.gateway, iface):
                 want += " onlink"
             if rt.metric is not None:
                 want += f" metric {rt.metric}"
             assert want in commands, commands
         if iface.mtu:
-            assert any(c.startswith(f"ip link set dev {iface.name} mtu {iface.mtu}")
-                       for c in commands), commands
+            assert any(c.startswith(f"ip link set dev {d} mtu {iface.mtu}")
+                       for c in commands for d in (phys, dev)), commands
         assert any("dhclient" in c for c in commands) == iface.dhcp
+        assert "other0" not in ifup  # the other NIC is left alone
 
 
 def _parse_keyfile(text: str) -> dict[str, dict[str, str]]:

@@ -38,10 +38,10 @@ class Plan(NamedTuple):
         return [f.path for f in self.files]
 
 
-# (template, path pattern, mode) per format. {name} is the interface's kernel name (ifcfg and
-# ifupdown know NICs only by name: the agent waits for udev to name them first); {label} is
-# Interface.label, stable while udev renames a NIC matched by MAC.
-NAMED_FORMATS = frozenset({Format.IFCFG, Format.IFUPDOWN})
+# (template, path pattern, mode) per format. {name} is the interface's kernel name (ifcfg knows
+# NICs only by name: the agent waits for udev to name them first); {label} is Interface.label,
+# stable while udev renames a NIC matched by MAC.
+NAMED_FORMATS = frozenset({Format.IFCFG})
 PER_INTERFACE: dict[Format, tuple[tuple[str, str, int], ...]] = {
     Format.IFCFG: (
         ("ifcfg.j2", "/etc/sysconfig/network-scripts/ifcfg-{name}", 0o644),
@@ -52,7 +52,7 @@ PER_INTERFACE: dict[Format, tuple[tuple[str, str, int], ...]] = {
                        0o644),),
     Format.NM: (("nm.nmconnection.j2",
                  "/etc/NetworkManager/system-connections/fwcfg-{label}.nmconnection", 0o600),),
-    Format.IFUPDOWN: (("ifupdown.j2", "/etc/network/interfaces.d/fwcfg-{name}", 0o644),),
+    Format.IFUPDOWN: (("ifupdown.j2", "/etc/network/interfaces.d/fwcfg-{label}", 0o644),),
 }
 PER_HOST: dict[Format, tuple[tuple[str, str, int], ...]] = {
     Format.HOSTNAME: (("hostname.j2", "/etc/hostname", 0o644),),
