@@ -271,15 +271,22 @@ class LiteTemplates:
                 break
         if source is None:
             raise Unsupported(f"template {name} not found")
+        from importlib.machinery import SourceFileLoader
+
         for d in self.code_dirs:
             path = os.path.join(d, name + SUFFIX)
-            text = _read_text(path)
-            if text is None:
+            if not os.path.isfile(path):
                 continue
+            module = f"fwcfg_agent.lite.{name}"
             namespace: dict[str, Any] = {**RUNTIME, "environment": ENVIRONMENT,
-                                         "__name__": f"fwcfg_agent.lite.{name}"}
+                                         "__name__": module}
             try:
-                exec(compile(text, path, "exec"), namespace)
+                # through Python's bytecode cache (__pycache__, which the packages fill at
+                # install time), checked against the file as for any module
+                code = SourceFileLoader(module, path).get_code(module)
+                if code is None:
+                    continue
+                exec(code, namespace)
             except Exception:
                 continue  # damaged or foreign: the next directory, else jinja2
             if namespace.get("LITE_ABI") == ABI and namespace.get("SOURCE") == source \
