@@ -118,6 +118,8 @@ def cmd_apply(opts: Options) -> int:
         if fast.miss and not opts.dry_run:
             opts.log.info(f"full run: {fast.miss}")
         facts, formats = _gather_facts(opts, config)
+        if fast.nic_report and not opts.dry_run:
+            opts.log.info(fast.nic_report)
         try:
             planned = _plan(opts, config, collected, facts, formats,
                             write_cache=not opts.dry_run)

@@ -215,16 +215,23 @@ def wait_for_nics(root: str, timeout: float = NIC_WAIT, *,
     the agent loads the drivers of driverless NIC hardware itself, by modalias, as udev would
     (by default only on the running system, root /). Returns how many NICs are still missing
     when it gives up (0 when all are there)."""
+    global nic_report
     want = expected_nics(root)
     if load_drivers is None:
         load_drivers = root == "/"
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     requested: set[str] = set()
     children = []
     try:
         while True:
             missing = want - present_nics(root)
             if missing <= 0 or time.monotonic() >= deadline:
+                waited = time.monotonic() - start
+                if requested or waited >= 0.05:
+                    nic_report = f"waited {waited:.2f} s for {want} NIC(s)" + (
+                        f", loading drivers for {' '.join(sorted(requested))}"
+                        if requested else "")
                 return max(missing, 0)
             if load_drivers:
                 new = [a for a in driverless_aliases(root) if a not in requested]
@@ -245,11 +252,13 @@ def wait_for_nics(root: str, timeout: float = NIC_WAIT, *,
 def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:
     """Wait (bounded) until udev has processed every Ethernet NIC (its database entry
     /run/udev/data/n<ifindex> exists), so that their names are final. Only where udev runs."""
+    global nic_report
     data = os.path.join(root, "run/udev/data")
     if not os.path.isdir(data):
         return
     net = os.path.join(root, "sys/class/net")
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     while time.monotonic() < deadline:
         try:
             names = os.listdir(net)
@@ -266,8 +275,12 @@ def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:
                 pending = True
                 break
         if not pending:
-            return
+            break
         time.sleep(0.02)
+    waited = time.monotonic() - start
+    if waited >= 0.05:
+        nic_report = "; ".join(filter(None, (
+            nic_report, f"waited {waited:.2f} s for udev to name the NICs")))
 
 
 def serialize(items: Iterable[Item]) -> bytes:
@@ -367,6 +380,8 @@ def forget(root: str) -> None:
 miss = ""
 # NICs still missing after run() waited for them; None if it did not wait.
 nics_missing: Optional[int] = None
+# How long the waits for NICs took, and which drivers the agent loaded ("" if nothing to say).
+nic_report = ""
 
 
 def unchanged(root: str) -> Optional[bytes]:
@@ -493,9 +508,10 @@ def apply_root(argv: Sequence[str]) -> Optional[str]:
 
 def run(argv: Sequence[str]) -> Optional[int]:
     """The fast path for `apply [--root DIR]`: an exit code, or None to run the full path."""
-    global miss, nics_missing
+    global miss, nics_missing, nic_report
     miss = "options on the command line"
     nics_missing = None
+    nic_report = ""
     given = apply_root(argv)
     if given is None:
         return None  # another command, any other option: the full path decides
@@ -528,7 +544,7 @@ def run(argv: Sequence[str]) -> Optional[int]:
             os.write(jfd, line)
         finally:
             os.close(jfd)
-        log("nothing changed", MSG_UNCHANGED)
+        log("nothing changed" + (f" ({nic_report})" if nic_report else ""), MSG_UNCHANGED)
         return 0
     except OSError:
         return None

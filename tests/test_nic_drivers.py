@@ -84,6 +84,9 @@ def test_loads_the_transport_then_the_nic_driver(tmp_path: Path,
     assert fast.present_nics(str(tmp_path)) == 1
     # one modprobe per newly driverless device, blacklists honoured
     assert calls(tmp_path) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
+    # what the agent then logs
+    assert fast.nic_report.startswith("waited ") and fast.nic_report.endswith(
+        f"for 1 NIC(s), loading drivers for {PCI_ALIAS} {VIRTIO_ALIAS}")
     # a virtio-net device on PCI is the same NIC as its PCI function: still one NIC
     assert fast.expected_nics(str(tmp_path)) == 1
     assert fast.driverless_aliases(str(tmp_path)) == []
