@@ -72,3 +72,46 @@ def test_a_whole_run_sends_structured_events(tmp_path: Path,
     (invalid,) = [f for _, f in cap.sent if f.get("MESSAGE_ID") == MSG_INVALID]
     assert (invalid["FWCFG_ENTRY"], invalid["FWCFG_LINE"], invalid["FWCFG_KEY"]) == (
         "opt/GuestInfo", "2", "MTU")
+
+
+def test_fast_path_message_waits_until_journald_has_read_it(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """journald attributes a message to its unit from the sender's /proc entry: the fast path's
+    line, its last act, waits (bounded) until the datagram has been read."""
+    import socket
+    import threading
+    import time
+
+    from fwcfg_agent import fast
+
+    path = str(tmp_path / "journal.socket")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    monkeypatch.setattr(fast, "JOURNAL_SOCKET", path)
+    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    reading_at: list[float] = []
+    got: list[bytes] = []
+
+    def journald() -> None:
+        time.sleep(0.05)  # busy with something else first
+        reading_at.append(time.monotonic())
+        got.append(server.recv(4096))
+
+    t = threading.Thread(target=journald)
+    t.start()
+    fast.log("nothing changed", fast.MSG_UNCHANGED)
+    returned_at = time.monotonic()
+    t.join()
+    server.close()
+    assert got and b"MESSAGE=nothing changed\n" in got[0]
+    assert f"MESSAGE_ID={fast.MSG_UNCHANGED}".encode() in got[0]
+    assert returned_at >= reading_at[0]  # log() did not return before journald read
+    # nobody reading: bounded
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    (tmp_path / "journal.socket").unlink()
+    server.bind(path)
+    start = time.monotonic()
+    fast.log("nothing changed", fast.MSG_UNCHANGED)
+    assert time.monotonic() - start < 2
+    server.close()
