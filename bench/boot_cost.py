@@ -4,10 +4,10 @@
 
 It installs the checkout into a throwaway venv made from PYTHON (Debian's python3 by default,
 the interpreter a guest runs, with its python3-jinja2/pyudev/systemd), compiles the templates
-into the package as the DEB and RPM builds do, and measures both entry points:
-`launcher` is bin/fwcfg-agent as the DEB and RPM install it, `console` is the console_scripts
-wrapper pip generates. Each case runs the whole process, interleaved with the baseline: the same
-interpreter with the same flags running `-c pass`. Reported: median, min and max wall time, the
+into the package as the DEB and RPM builds do, and measures both entry points: `launcher` is
+bin/fwcfg-agent as the DEB and RPM install it (`python3 -I`), `pip` the same launcher as pip
+installs it (pip drops the -I). Each case runs the whole process, interleaved with the
+baseline: the same interpreter with the same flags running `-c pass`. Reported: median, min and max wall time, the
 ratio of medians (the targets are on it), peak RSS, median CPU time (user + system) and its
 ratio, and the top of `-X importtime` for each case.
 
@@ -70,7 +70,7 @@ def make_root(root: Path, payload: dict[str, bytes] | None) -> Path:
 
 
 def install(python: str, work: Path) -> tuple[list[str], list[str]]:
-    """A venv with the agent installed; returns (launcher argv, console-script argv)."""
+    """A venv with the agent installed; returns (packaged launcher argv, pip's argv)."""
     venv = work / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     # The distribution's packages (python3-jinja2, -pyudev, -systemd) as a guest sees them, but
@@ -137,10 +137,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="fwcfg-bench-") as tmp:
         work = Path(tmp)
-        launcher, console = install(args.python, work)
+        launcher, pip_ep = install(args.python, work)
         flags = launcher[1:-1]
         base_argv = {"launcher": [launcher[0], *flags, "-c", "pass"],
-                     "console": [console[0], "-c", "pass"]}
+                     "pip": [pip_ep[0], "-c", "pass"]}
         template = make_root(work / "template", PAYLOAD)
         steady = work / "steady"
         shutil.copytree(template, steady, symlinks=True)
@@ -164,7 +164,7 @@ def main() -> int:
         results: dict[str, Any] = {"python": subprocess.run(
             [launcher[0], "--version"], capture_output=True, text=True).stdout.strip(),
             "runs": args.runs, "entry_points": {}}
-        for ep_name, ep in (("launcher", launcher), ("console", console)):
+        for ep_name, ep in (("launcher", launcher), ("pip", pip_ep)):
             base = base_argv[ep_name]
             times: dict[str, list[float]] = {"baseline": []}
             rss: dict[str, list[int]] = {"baseline": []}

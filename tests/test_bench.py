@@ -19,7 +19,7 @@ def test_boot_cost_benchmark_reports_every_case(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = json.loads(out.read_text())
-    for entry_point in ("launcher", "console"):
+    for entry_point in ("launcher", "pip"):
         cases = doc["entry_points"][entry_point]["cases"]
         assert set(cases) == {"baseline", "first-boot", "steady-state", "no-device", "invalid"}
         for name, row in cases.items():
