@@ -7,9 +7,9 @@ the interpreter a guest runs, with its python3-jinja2/pyudev/systemd), compiles 
 into the package as the DEB and RPM builds do, and measures both entry points: `launcher` is
 bin/fwcfg-agent as the DEB and RPM install it (`python3 -I`), `pip` the same launcher as pip
 installs it (pip drops the -I). Each case runs the whole process, interleaved with the
-baseline: the same interpreter with the same flags running `-c pass`. Reported: median, min and max wall time, the
-ratio of medians (the targets are on it), peak RSS, median CPU time (user + system) and its
-ratio, and the top of `-X importtime` for each case.
+baseline: the same interpreter with the same flags running `-c pass`. Reported: median, min
+and max wall time, the ratio of medians (the targets are on it), peak RSS, median CPU time
+(user + system) and its ratio, and the top of `-X importtime` for each case.
 
 Cases, on a root with a realistic payload (hostname, two NICs, IPv4 and IPv6, DNS, routes):
   first-boot    everything rendered and written (a fresh copy of the root every run)
