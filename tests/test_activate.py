@@ -38,3 +38,12 @@ def test_broken_netplan_file_is_a_warning(tmp_path: Path) -> None:
     with contextlib.redirect_stderr(err):
         after_write(tmp_path, ["netplan"], Log(use_journal=False))
     assert "netplan generate failed" in err.getvalue()
+
+
+def test_runs_netplans_generator_not_its_python_front_end() -> None:
+    """`netplan generate` only runs the generator; calling it directly skips a Python start-up
+    (seconds in a slow guest). This machine has netplan.io (tools/bootstrap)."""
+    from fwcfg_agent.activate import _generator
+
+    argv = _generator()
+    assert argv is not None and argv[0].endswith("/netplan/generate") and len(argv) == 1
