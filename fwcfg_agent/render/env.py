@@ -10,7 +10,7 @@ import jinja2
 from ..errors import ConfigError
 from .cache import TemplateCache
 from .filters import FILTERS, SYNTAX, TESTS
-from .lite import packaged_cache_dir, packaged_template_dir
+from .lite import packaged_cache_dir, packaged_template_dir, template_dirs
 
 
 class Templates:
@@ -19,10 +19,8 @@ class Templates:
 
     def __init__(self, override_dir: Path | None = None,
                  cache_dir: Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None and override_dir.is_dir():
-            loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-        loaders.append(jinja2.FileSystemLoader(str(packaged_template_dir())))
+        loaders: list[jinja2.BaseLoader] = [
+            jinja2.FileSystemLoader(str(d)) for d in template_dirs(override_dir)]
         self.env = jinja2.Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,

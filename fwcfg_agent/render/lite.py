@@ -243,6 +243,15 @@ def packaged_cache_dir(template_dir: Path) -> Path:
     return template_dir / PACKAGED_CACHE
 
 
+def template_dirs(override_dir: Optional[Path]) -> list[Path]:
+    """Where templates are looked up, first hit wins: the override directory (if there is
+    one), then the packaged templates. jinja2's loader and the light runtime both use this."""
+    dirs = [packaged_template_dir()]
+    if override_dir is not None and override_dir.is_dir():
+        dirs.insert(0, override_dir)
+    return dirs
+
+
 def _read_text(path: str) -> Optional[str]:
     try:
         with open(path, encoding="utf-8") as f:
@@ -354,14 +363,10 @@ class Renderer:
                  cache_dir: Optional[Path] = None) -> None:
         self.override_dir = override_dir
         self.cache_dir = cache_dir
-        packaged = packaged_template_dir()
-        template_dirs = [packaged]
-        if override_dir is not None and override_dir.is_dir():
-            template_dirs.insert(0, override_dir)
-        code_dirs = [packaged_cache_dir(packaged) / LITE_DIR]
+        code_dirs = [packaged_cache_dir(packaged_template_dir()) / LITE_DIR]
         if cache_dir is not None:
             code_dirs.append(cache_dir / LITE_DIR)
-        self.lite = LiteTemplates(template_dirs, code_dirs)
+        self.lite = LiteTemplates(template_dirs(override_dir), code_dirs)
         self._jinja: Optional[Templates] = None
         self.with_jinja: list[str] = []  # the templates jinja2 had to render
 
