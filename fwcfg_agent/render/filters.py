@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - CPython always has it
 # How the templates are written (whitespace control, no HTML escaping): both the jinja2
 # environment and the generated code of the light runtime are made with these.
 SYNTAX: dict[str, Any] = {"autoescape": False, "trim_blocks": True, "lstrip_blocks": True,
-          "keep_trailing_newline": True}
+                          "keep_trailing_newline": True}
 
 
 def shquote(value: object) -> str:
@@ -110,7 +110,7 @@ class Unsupported(Exception):
 # -- jinja2's built-ins, for the light runtime ---------------------------------------------
 
 
-def _attr(obj: Any, name: str) -> Any:
+def attr(obj: Any, name: str) -> Any:
     """jinja2's attribute lookup (`x.a`): the attribute, else the item, else unsupported."""
     try:
         return getattr(obj, name)
@@ -118,13 +118,13 @@ def _attr(obj: Any, name: str) -> Any:
         pass
     try:
         return obj[name]
-    except (TypeError, LookupError):
+    except (TypeError, LookupError, AttributeError):
         raise Unsupported(f"no attribute {name!r}") from None
 
 
 def _attr_path(obj: Any, path: str) -> Any:
     for part in path.split("."):
-        obj = obj[int(part)] if part.isdigit() else _attr(obj, part)
+        obj = obj[int(part)] if part.isdigit() else attr(obj, part)
     return obj
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .filters import ALL_FILTERS, ALL_TESTS, SYNTAX, Unsupported
+from .filters import ALL_FILTERS, ALL_TESTS, SYNTAX, Unsupported, attr
 
 TYPE_CHECKING = False  # typing is not loaded for this module: mypy reads it, Python does not
 if TYPE_CHECKING:
@@ -158,12 +158,8 @@ class Environment:
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         try:
-            return getattr(obj, attribute)
-        except AttributeError:
-            pass
-        try:
-            return obj[attribute]
-        except (TypeError, LookupError, AttributeError):
+            return attr(obj, attribute)
+        except Unsupported:
             return Undefined(obj=obj, name=attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
