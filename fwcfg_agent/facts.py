@@ -28,7 +28,6 @@ class Facts(NamedTuple):
         return "cloud-init" in self.installed
 
 
-
 def read_os_release(root: Root) -> dict[str, str]:
     for rel in ("etc/os-release", "usr/lib/os-release"):
         try:

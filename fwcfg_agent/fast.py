@@ -177,17 +177,19 @@ def driverless_aliases(root: str) -> list[str]:
     return aliases
 
 
+def _is_ethernet_nic(netdev: str) -> bool:
+    """A /sys/class/net entry that is an Ethernet NIC on hardware (not lo, a bridge, a tunnel)."""
+    return (_read(os.path.join(netdev, "type")) or b"").strip() == b"1" \
+        and os.path.lexists(os.path.join(netdev, "device"))
+
+
 def present_nics(root: str) -> int:
     net = os.path.join(root, "sys/class/net")
     try:
         names = os.listdir(net)
     except OSError:
         return 0
-    return sum(
-        1 for n in names
-        if (_read(os.path.join(net, n, "type")) or b"").strip() == b"1"
-        and os.path.lexists(os.path.join(net, n, "device"))
-    )
+    return sum(1 for n in names if _is_ethernet_nic(os.path.join(net, n)))
 
 
 # modprobe, where distributions put it; a test points this at a model of the kernel
@@ -267,8 +269,7 @@ def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:
         pending = False
         for n in names:
             d = os.path.join(net, n)
-            if (_read(os.path.join(d, "type")) or b"").strip() != b"1" \
-                    or not os.path.lexists(os.path.join(d, "device")):
+            if not _is_ethernet_nic(d):
                 continue
             index = (_read(os.path.join(d, "ifindex")) or b"").strip().decode()
             if not os.path.exists(os.path.join(data, f"n{index}")):
