@@ -5,23 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
+from .digest import hash_function
 
-# Python's own SHA-256 where it is built in: hashlib would load OpenSSL's libcrypto, which costs
-# more than the hashing of a few small files (RHEL builds Python without it: hashlib there).
-def _builtin_sha256() -> Callable[[bytes], Any]:
-    for module in ("_sha2", "_sha256"):  # Python 3.12+, 3.9-3.11
-        try:
-            return __import__(module).sha256  # type: ignore[no-any-return]
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256
-
-
-_sha256 = _builtin_sha256()
+_sha256 = hash_function("sha256")
 
 _SELINUX_XATTR = "security.selinux"
 

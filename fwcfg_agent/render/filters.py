@@ -49,9 +49,9 @@ def netmask(iface: Any) -> str:
 
 def _uuid5(namespace: bytes, name: str) -> str:
     """RFC 4122 name-based (SHA-1) uuid, as uuid.uuid5 computes it, without importing uuid."""
-    import hashlib
+    from ..digest import hash_function
 
-    b = bytearray(hashlib.sha1(namespace + name.encode()).digest()[:16])
+    b = bytearray(hash_function("sha1")(namespace + name.encode()).digest()[:16])
     b[6] = (b[6] & 0x0F) | 0x50
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
