@@ -26,6 +26,7 @@ from fwcfg_agent.render.lite import (
     LiteTemplates,
     Renderer,
     generate,
+    packaged_cache_dir,
     packaged_template_dir,
     write,
 )
@@ -138,7 +139,7 @@ def test_a_run_with_generated_code_does_not_load_jinja2(guest_root: Path) -> Non
         assert proc.returncode == 0, proc.stderr
         return proc.stdout.strip() == "True"
 
-    packaged = packaged_template_dir() / "__compiled__" / LITE_DIR
+    packaged = packaged_cache_dir(packaged_template_dir()) / LITE_DIR
     first = run()
     assert first or packaged.is_dir()
     write_fwcfg_tree(guest_root, {"opt/GuestInfo": b"HOSTNAME=two.example.com\nIPADDR=192.0.2.8\n"})
