@@ -142,6 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
+    finally:
+        log.close()
 
 
 def _terminate_on_sigterm() -> None:

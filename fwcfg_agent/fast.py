@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from . import __version__
+from . import __version__, journald
 
 # typing and collections.abc are not loaded at start-up; mypy reads them, Python does not.
 TYPE_CHECKING = False
@@ -471,44 +471,21 @@ def journal_line(root: str, outcome: str, entries_json: bytes) -> bytes:
     return ("{" + ",".join(f'"{k}":{v}' for k, v in fields) + "}\n").encode()
 
 
-JOURNAL_SOCKET = "/run/systemd/journal/socket"
-SIOCOUTQ = 0x5411  # bytes sent on a socket that the receiver has not read yet
-
-
-def _drain(fd: int, timeout: float = 0.1) -> None:
-    """Wait (bounded) until journald has read our datagram. It tells the message's unit from
-    the sender's /proc entry: a process that exits first has its last message stored without
-    _SYSTEMD_UNIT, and `journalctl -u` does not show it. This line is the run's last."""
-    import fcntl
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            queued = int.from_bytes(fcntl.ioctl(fd, SIOCOUTQ, bytes(4)), sys.byteorder)
-        except OSError:
-            return
-        if queued == 0:
-            return
-        time.sleep(0.001)
+JOURNAL_SOCKET = journald.SOCKET  # a test points this at its own socket
 
 
 def log(message: str, message_id: str) -> None:
-    """One line to journald (native protocol) under systemd, else to stderr."""
-    if os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"):
+    """One line to journald (native protocol) under systemd, else to stderr. It is the run's
+    last act: it waits (bounded) until journald has read it, so that it is the unit's."""
+    if journald.under_systemd():
         try:
-            import _socket
-
-            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+            j = journald.Journal(JOURNAL_SOCKET)
             try:
-                s.sendto(
-                    f"MESSAGE={message}\nMESSAGE_ID={message_id}\nPRIORITY=6\n"
-                    "SYSLOG_IDENTIFIER=fwcfg-agent\n".encode(),
-                    JOURNAL_SOCKET,
-                )
-                _drain(s.fileno())
+                j(message, MESSAGE_ID=message_id, PRIORITY=6, SYSLOG_IDENTIFIER="fwcfg-agent")
+                j.drain()
                 return
             finally:
-                s.close()
+                j.close()
         except OSError:
             pass
     sys.stderr.write(f"fwcfg-agent: {message}\n")

@@ -1,8 +1,10 @@
 """Events to the systemd journal (structured, with a MESSAGE_ID) or to stderr.
 
-Under systemd (the unit), events go to journald through systemd-python with FWCFG_* fields, so
-`journalctl -u fwcfg-agent MESSAGE_ID=...` finds them. Elsewhere (a shell, a test, a root
-without journald) they go to stderr as one line each.
+Under systemd (the unit), events go to journald with FWCFG_* fields, so
+`journalctl -u fwcfg-agent MESSAGE_ID=...` finds them: through the native protocol spoken
+directly (journald.py), with systemd-python's journal.send for a message too large for one
+datagram. Elsewhere (a shell, a test, a root without journald) they go to stderr as one line
+each.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 from typing import Any, Callable, Optional
+
+from . import journald
 
 # MESSAGE_IDs, stable across releases: journalctl MESSAGE_ID=<id>.
 MSG_APPLIED = "4daab396a9c74e34b1dcbbe0fe2d4c28"  # a run changed files
@@ -26,16 +30,14 @@ Sender = Callable[..., Any]
 
 
 def _journal_sender() -> Optional[Sender]:
-    if not os.environ.get("INVOCATION_ID") and not os.environ.get("JOURNAL_STREAM"):
+    if not journald.under_systemd():
         return None  # not started by systemd: a person or a test is reading stderr
-    if not os.path.exists("/run/systemd/journal/socket"):
+    if not os.path.exists(journald.SOCKET):
         return None
     try:
-        from systemd import journal
-    except ImportError:
+        return journald.Journal()
+    except OSError:
         return None
-    send: Sender = journal.send
-    return send
 
 
 class Log:
@@ -67,6 +69,14 @@ class Log:
             return
         label = {ERR: "error: ", WARNING: "warning: "}.get(priority, "")
         print(f"fwcfg-agent: {label}{message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        """The end of the run: wait (bounded) until journald has read our messages, so that
+        the last ones are attributed to the unit too."""
+        if isinstance(self._sender, journald.Journal):
+            self._sender.drain()
+            self._sender.close()
+            self._sender = None
 
     def error(self, message: str, message_id: Optional[str] = None, **fields: object) -> None:
         self.event(ERR, message, message_id, **fields)

@@ -115,3 +115,67 @@ def test_fast_path_message_waits_until_journald_has_read_it(tmp_path: Path,
     fast.log("nothing changed", fast.MSG_UNCHANGED)
     assert time.monotonic() - start < 2
     server.close()
+
+
+def _parse_native(datagram: bytes) -> dict[str, bytes]:
+    """journald's side of the native protocol: KEY=VALUE lines, or KEY, a 64-bit LE length and
+    the value for values that hold newlines."""
+    fields: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(datagram):
+        nl = datagram.index(b"\n", pos)
+        line = datagram[pos:nl]
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            pos = nl + 1
+        else:
+            key = line
+            size = int.from_bytes(datagram[nl + 1:nl + 9], "little")
+            value = datagram[nl + 9:nl + 9 + size]
+            assert datagram[nl + 9 + size:nl + 10 + size] == b"\n"
+            pos = nl + 10 + size
+        fields[key.decode()] = value
+    return fields
+
+
+def test_native_protocol_framing() -> None:
+    from fwcfg_agent import journald
+
+    data = journald.encode("two\nlines", [("PRIORITY", 3), ("FWCFG_KEY", "IPADDR")])
+    assert data.startswith(b"MESSAGE\n" + (9).to_bytes(8, "little") + b"two\nlines\n")
+    assert _parse_native(data) == {"MESSAGE": b"two\nlines", "PRIORITY": b"3",
+                                   "FWCFG_KEY": b"IPADDR"}
+
+
+def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under systemd the events go to journald's socket as native-protocol datagrams, without
+    systemd-python, and the run waits until they are read."""
+    import socket
+
+    from fwcfg_agent import journald
+    from fwcfg_agent.cli import main
+
+    path = str(tmp_path / "journal.socket")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.setblocking(False)
+    monkeypatch.setattr(journald, "SOCKET", path)
+    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["apply", "--root", str(root)]) == 0
+    got = []
+    while True:
+        try:
+            got.append(_parse_native(server.recv(65536)))
+        except BlockingIOError:
+            break
+    server.close()
+    assert err.getvalue() == ""
+    assert all(f["SYSLOG_IDENTIFIER"] == b"fwcfg-agent" for f in got)
+    files = [f for f in got if f.get("MESSAGE_ID") == MSG_FILE.encode()]
+    assert {f["FWCFG_PATH"] for f in files} == {
+        b"/etc/hostname", b"/etc/hosts", b"/etc/systemd/network/10-fwcfg-enx525400123456.network"}
+    assert got[-1]["MESSAGE"].startswith(b"applied 3 change(s)")
