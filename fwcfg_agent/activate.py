@@ -8,8 +8,6 @@ ran, so a changed netplan file must be generated again now, before networkd star
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +24,8 @@ def _generator() -> list[str] | None:
     for path in GENERATORS:
         if os.access(path, os.X_OK):
             return [path]
+    import shutil
+
     tool = shutil.which("netplan", path="/usr/sbin:/usr/bin:/sbin:/bin")
     return [tool, "generate"] if tool else None
 
@@ -38,6 +38,8 @@ def netplan_generate(root: Path, log: Log) -> bool:
         return False
     if root != Path("/"):
         argv += ["--root-dir", str(root)]
+    import subprocess  # only here: a boot that changed no netplan file does not load it
+
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=NETPLAN_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as e:

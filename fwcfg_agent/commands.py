@@ -177,12 +177,12 @@ def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
 def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:
     if not hostname or not opts.root.is_host or not config.set_hostname:
         return
-    import socket
+    import _socket  # the socket module would load selectors and enum for these two calls
 
     short = hostname  # the kernel gets what /etc/hostname holds, as systemd does at boot
     try:
-        if socket.gethostname() != short:
-            socket.sethostname(short)
+        if _socket.gethostname() != short:
+            _socket.sethostname(short)
             opts.log.info(f"hostname set to {short}")
     except OSError as e:
         opts.log.warning(f"sethostname({short}): {e.strerror}")

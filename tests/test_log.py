@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,7 @@ import pytest
 from fwcfg_agent import log as logmod
 from fwcfg_agent.log import MSG_FILE, MSG_INVALID, Log
 
-from .conftest import make_guest_root
+from .conftest import REPO, make_guest_root
 
 
 class Capture:
@@ -79,7 +83,6 @@ def test_fast_path_message_waits_until_journald_has_read_it(tmp_path: Path,
                                                             ) -> None:
     """journald attributes a message to its unit from the sender's /proc entry: the fast path's
     line, its last act, waits (bounded) until the datagram has been read."""
-    import socket
     import threading
     import time
 
@@ -151,8 +154,6 @@ def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Under systemd the events go to journald's socket as native-protocol datagrams, without
     systemd-python, and the run waits until they are read."""
-    import socket
-
     from fwcfg_agent import journald
     from fwcfg_agent.cli import main
 
@@ -179,3 +180,46 @@ def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
     assert {f["FWCFG_PATH"] for f in files} == {
         b"/etc/hostname", b"/etc/hosts", b"/etc/systemd/network/10-fwcfg-enx525400123456.network"}
     assert got[-1]["MESSAGE"].startswith(b"applied 3 change(s)")
+
+
+FULL_RUN_PROBE = """
+import sys
+from fwcfg_agent import journald
+journald.SOCKET = sys.argv[1]
+from fwcfg_agent.cli import main
+code = main(sys.argv[2:])
+print(",".join(m for m in {heavy!r} if m in sys.modules))
+sys.exit(code)
+"""
+
+
+def test_a_first_boot_under_systemd_loads_no_heavy_modules(tmp_path: Path) -> None:
+    """The unit's full run logs to journald without systemd-python (and its logging, uuid,
+    datetime, socket) and sets the hostname without the socket module; argparse and
+    subprocess are not needed either."""
+    heavy = ("systemd", "logging", "uuid", "datetime", "socket", "subprocess", "argparse")
+    path = str(tmp_path / "journal.socket")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", FULL_RUN_PROBE.format(heavy=heavy), path,
+             "apply", "--root", str(root)],
+            env={"PYTHONPATH": str(REPO), "PATH": os.environ["PATH"], "INVOCATION_ID": "0" * 32},
+            capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "", proc.stdout
+        server.setblocking(False)
+        assert b"MESSAGE=applied 3 change(s)" in b"".join(_drain_socket(server))
+    finally:
+        server.close()
+
+
+def _drain_socket(server: Any) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(server.recv(65536))
+        except BlockingIOError:
+            return got
