@@ -194,6 +194,9 @@ def present_nics(root: str) -> int:
 
 # modprobe, where distributions put it; a test points this at a model of the kernel
 MODPROBE = ("/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe", "/bin/modprobe")
+# The root whose kernel the agent loads NIC drivers into: the running system's. Any other root
+# is an image or a test tree (a test points this at its tree, with a model of the kernel).
+DRIVER_ROOT = "/"
 
 
 def _modprobe(aliases: Sequence[str]) -> Optional[int]:
@@ -208,6 +211,34 @@ def _modprobe(aliases: Sequence[str]) -> Optional[int]:
     return None
 
 
+# The NIC drivers this process has asked modprobe for, per root, and the modprobes it started.
+_requested: dict[str, set[str]] = {}
+_children: list[int] = []
+
+
+def load_nic_drivers(root: str) -> None:
+    """Start modprobe, without waiting for it, for the NIC hardware no driver has bound yet
+    that this process has not asked for already."""
+    requested = _requested.setdefault(root, set())
+    new = [a for a in driverless_aliases(root) if a not in requested]
+    if new:
+        requested.update(new)
+        pid = _modprobe(new)
+        if pid is not None:
+            _children.append(pid)
+
+
+def _reap() -> None:
+    """Reap the modprobes that have finished; a slow one just goes on."""
+    for pid in list(_children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            done = pid
+        if done:
+            _children.remove(pid)
+
+
 def wait_for_nics(root: str, timeout: float = NIC_WAIT, *,
                   load_drivers: Optional[bool] = None) -> int:
     """Wait (bounded) until every Ethernet NIC the hardware has shows up as a network device.
@@ -220,35 +251,25 @@ def wait_for_nics(root: str, timeout: float = NIC_WAIT, *,
     global nic_report
     want = expected_nics(root)
     if load_drivers is None:
-        load_drivers = root == "/"
+        load_drivers = root == DRIVER_ROOT
     start = time.monotonic()
     deadline = start + timeout
-    requested: set[str] = set()
-    children = []
     try:
         while True:
             missing = want - present_nics(root)
             if missing <= 0 or time.monotonic() >= deadline:
                 waited = time.monotonic() - start
+                requested = _requested.get(root, set())
                 if requested or waited >= 0.05:
                     nic_report = f"waited {waited:.2f} s for {want} NIC(s)" + (
                         f", loading drivers for {' '.join(sorted(requested))}"
                         if requested else "")
                 return max(missing, 0)
             if load_drivers:
-                new = [a for a in driverless_aliases(root) if a not in requested]
-                if new:
-                    requested.update(new)
-                    pid = _modprobe(new)
-                    if pid is not None:
-                        children.append(pid)
+                load_nic_drivers(root)
             time.sleep(0.02)
     finally:
-        for pid in children:  # reap what has finished; a slow modprobe just goes on
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except OSError:
-                continue
+        _reap()
 
 
 def wait_for_udev_names(root: str, timeout: float = NIC_WAIT) -> None:
@@ -386,20 +407,33 @@ nic_report = ""
 
 
 def unchanged(root: str) -> Optional[bytes]:
-    """The recorded entry list if every recorded input and file is as recorded, else None."""
-    global miss
+    """The recorded entry list if every recorded input and file is as recorded, else None.
+    The NICs are compared last, after waiting for them (bounded): the drivers that run()
+    asked for load while the rest is compared."""
+    global miss, nics_missing
     blob = _read(os.path.join(root, SNAPSHOT))
     items = parse(blob) if blob is not None else None
     if not items:
         miss = "no snapshot of an earlier run"
         return None
-    if ("n", "names") in {(k, r) for k, r, _ in items}:
-        wait_for_udev_names(root)  # the formats use kernel names: let udev finish renaming
     entries_json: Optional[bytes] = None
-    for kind, rel, data in items:
+    nics: list[Item] = []
+    for item in items:
+        kind, rel, data = item
         if kind == "j":
             entries_json = data
             continue
+        if kind == "n":
+            nics.append(item)  # last: their drivers load meanwhile
+            continue
+        if current(root, kind, rel) != data:
+            miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
+            return None
+    if nics:
+        nics_missing = wait_for_nics(root)
+        if ("n", "names") in {(k, r) for k, r, _ in nics}:
+            wait_for_udev_names(root)  # the formats use kernel names: let udev finish renaming
+    for kind, rel, data in nics:
         if current(root, kind, rel) != data:
             miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
             return None
@@ -512,6 +546,7 @@ def run(argv: Sequence[str]) -> Optional[int]:
     miss = "options on the command line"
     nics_missing = None
     nic_report = ""
+    _requested.clear()  # one run, one boot: what an earlier run in this process asked is moot
     given = apply_root(argv)
     if given is None:
         return None  # another command, any other option: the full path decides
@@ -525,7 +560,8 @@ def run(argv: Sequence[str]) -> Optional[int]:
 
         lock_path = os.path.join(root, LOCK)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
+    except OSError as e:
+        miss = f"cannot open {LOCK}: {e.strerror}"
         return None
     try:
         try:
@@ -533,7 +569,8 @@ def run(argv: Sequence[str]) -> Optional[int]:
         except OSError:
             miss = "another run holds the lock"
             return None  # let the full path wait for it
-        nics_missing = wait_for_nics(root)
+        if root == DRIVER_ROOT:
+            load_nic_drivers(root)  # now, so that they load while the snapshot is compared
         entries_json = unchanged(root)
         if entries_json is None:
             return None

@@ -116,3 +116,36 @@ def test_without_modprobe_the_wait_still_ends(tmp_path: Path,
     monkeypatch.setattr(fast, "MODPROBE", (str(tmp_path / "no-such-modprobe"),))
     assert fast.wait_for_nics(str(tmp_path), 0.2, load_drivers=True) == 1
     assert not os.path.exists(tmp_path / "modprobe.log")
+
+
+def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later boot starts before any NIC driver is bound: the fast path asks for the drivers
+    first, compares the rest of the snapshot meanwhile, then the NICs once they are there."""
+    from fwcfg_agent.cli import main
+    from fwcfg_agent.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
+
+    root = tmp_path / "guest"
+    monkeypatch.setattr(fast, "MODPROBE", (str(guest(root)),))
+    monkeypatch.setattr(fast, "DRIVER_ROOT", str(root))
+    write_qemu_acpi_device(root)
+    write_fwcfg_tree(root, {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"})
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n")
+    assert main(["apply", "--root", str(root)]) == 0  # first boot: loads them, full run
+    assert (root / "etc/systemd/network/10-fwcfg-enx525400aabbcc.network").exists()
+    assert len(calls(root)) == 2
+
+    # reboot: no driver bound, no network device
+    pci = root / "sys/devices/pci0000:00" / PCI_SLOT
+    for link in (pci / "driver", pci / "virtio0/driver", root / "sys/bus/virtio/devices/virtio0",
+                 root / "sys/class/net/eth0/device"):
+        link.unlink()
+    for d in (root / "sys/class/net/eth0", pci / "virtio0"):
+        for f in d.iterdir():
+            f.unlink()
+        d.rmdir()
+    (root / "modprobe.log").unlink()
+    assert fast.run(["apply", "--root", str(root)]) == 0, fast.miss
+    assert calls(root) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
+    assert fast.nics_missing == 0 and "loading drivers for" in fast.nic_report
