@@ -10,11 +10,16 @@ inputs), booted four times:
 2. cloud-init, a later boot of the same disk (same instance id);
 3. the agent, first boot: a fresh disk of the same variant, Somlo's payload over fw_cfg,
    cloud-init off (cloud-init=disabled, which Debian's cloud-init generator honours);
-4. the agent, a later boot of that disk.
+4. the agent, a later boot of that disk;
+5. and 6. the floor: a fresh disk of the same variant where the agent is off and a unit that is
+   the agent's own unit file (same ordering, same priority) with ExecStart replaced by the
+   launcher's interpreter and flags running `-c pass` (fwcfg-floor.service), first and later
+   boot. Its blame is what any Python agent in the agent's place pays at boot before doing
+   anything: cloud-init-local / floor is the best ratio a Python agent could reach here.
 
 The tests check that each configured the guest; the `systemd-analyze blame` spans of
 cloud-init-local.service (cloud-init.service for information) and fwcfg-agent.service and their
-ratio are reported (build/cloud-init-compare.json, the boot report, the test output), never
+ratios are reported (build/cloud-init-compare.json, the boot report, the test output), never
 asserted. The seed's cloud.cfg.d limits cloud-init to NoCloud, which only makes it faster: the
 comparison is conservative.
 """
@@ -58,12 +63,14 @@ SEED_FILES: Files = (
 # tools write ifupdown files and networking.service brings them up.
 VARIANT = "ifupdown"
 CLOUD_UNITS = ("cloud-init-local.service", "cloud-init.service")
+FLOOR_UNIT = "fwcfg-floor.service"  # the bare interpreter in the agent's place (see the top)
 PROPS = (
     "Id,ActiveState,Result,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic,"
     "CPUUsageNSec"
 )
 PRE = (
-    f"systemctl show -p {PROPS} {checks.AGENT} {' '.join(CLOUD_UNITS)} > cloud-units.txt\n"
+    f"systemctl show -p {PROPS} {checks.AGENT} {' '.join(CLOUD_UNITS)} {FLOOR_UNIT}"
+    " > cloud-units.txt\n"
     "cloud-init status --long > cloud-status.txt 2>&1\n"
     "cp /var/log/cloud-init.log . 2>/dev/null\n"
     "ls /etc/netplan /etc/systemd/network /run/systemd/network > net-files.txt 2>&1\n"
@@ -75,11 +82,34 @@ PRE = (
 )
 
 
+def floor_files() -> Files:
+    """fwcfg-floor.service: the agent's unit running the launcher's interpreter, with the
+    launcher's flags, on `-c pass`; pulled in by sysinit.target as the agent is."""
+    shebang = (image.REPO / "bin/fwcfg-agent").read_text().splitlines()[0]
+    interpreter = shebang.removeprefix("#!").strip()
+    lines = []
+    for line in (image.REPO / "units/fwcfg-agent.service").read_text().splitlines():
+        if line.startswith("ConditionKernelCommandLine="):
+            continue  # fwcfg-agent=off turns the agent off, not this
+        if line.startswith("ExecStart="):
+            line = f"ExecStart={interpreter} -c pass"
+        elif line.startswith("Description="):
+            line = "Description=The bare interpreter in fwcfg-agent's place (a measurement)"
+        lines.append(line)
+    unit = "\n".join(lines).encode() + b"\n"
+    return (
+        (f"/etc/systemd/system/{FLOOR_UNIT}", unit, 0o644),
+        ("/etc/systemd/system/sysinit.target.d/fwcfg-floor.conf",
+         f"[Unit]\nWants={FLOOR_UNIT}\n".encode(), 0o644),
+    )
+
+
 @dataclass
 class Boots:
     lab: Lab
     ci_disk: Path
     agent_disk: Path
+    floor_disk: Path
     boots: dict[str, BootResult] = field(default_factory=dict)
 
     def _boot(self, name: str, disk: Path, fw_cfg: list[FwCfg], cmdline: str) -> BootResult:
@@ -102,6 +132,14 @@ class Boots:
             return first
         return self._boot("agent-later", self.agent_disk, entries, "cloud-init=disabled")
 
+    def floor(self, later: bool = False) -> BootResult:
+        entries = [FwCfg("opt/GuestInfo", string=SOMLO)]
+        off = "cloud-init=disabled fwcfg-agent=off"
+        first = self._boot("floor-first", self.floor_disk, entries, off)
+        if not later:
+            return first
+        return self._boot("floor-later", self.floor_disk, entries, off)
+
 
 @pytest.fixture(scope="module")
 def boots(agent_lab: Lab) -> Boots:
@@ -114,7 +152,8 @@ def boots(agent_lab: Lab) -> Boots:
     ci_lab = Lab(base=base, workdir=workdir, with_agent=True)
     ci_disk = ci_lab.new_disk(VARIANT, files=SEED_FILES)
     agent_disk = ci_lab.new_disk(VARIANT, files=SEED_FILES)
-    return Boots(ci_lab, ci_disk, agent_disk)
+    floor_disk = ci_lab.new_disk(VARIANT, files=SEED_FILES + floor_files())
+    return Boots(ci_lab, ci_disk, agent_disk, floor_disk)
 
 
 def _unit_props(r: BootResult) -> dict[str, dict[str, str]]:
@@ -149,7 +188,7 @@ def _figures(b: Boots) -> dict[str, Any]:
     doc: dict[str, Any] = {"image": str(b.lab.base.path), "boots": {}}
     for name, r in b.boots.items():
         row: dict[str, Any] = {"wall_seconds": round(r.wall_seconds, 1)}
-        for unit in (checks.AGENT, *CLOUD_UNITS):
+        for unit in (checks.AGENT, *CLOUD_UNITS, FLOOR_UNIT):
             line = r.blame(unit)
             if line:
                 row[unit] = {
@@ -173,9 +212,18 @@ def _figures(b: Boots) -> dict[str, Any]:
     doc["ratio_later"] = measure.ratio(
         span("cloud-init-later", local), span("agent-later", checks.AGENT)
     )
+    # the best any Python agent could do here, and how far above that floor the agent is
+    for kind in ("first", "later"):
+        floor_s = span(f"floor-{kind}", FLOOR_UNIT)
+        doc[f"ceiling_{kind}"] = measure.ratio(span(f"cloud-init-{kind}", local), floor_s)
+        agent_s = span(f"agent-{kind}", checks.AGENT)
+        doc[f"agent_over_floor_{kind}"] = measure.ratio(agent_s, floor_s)
     doc["note"] = (
         "ratio = cloud-init-local.service blame / fwcfg-agent.service blame, same image, "
-        "same kind of boot (TCG, one vCPU shared with udev coldplug); cpu_seconds: the unit's "
+        "same kind of boot (TCG, one vCPU shared with udev coldplug); ceiling = cloud-init-local "
+        "blame / fwcfg-floor.service blame (the bare interpreter in the agent's place, the best "
+        "ratio any Python agent could reach); agent_over_floor = fwcfg-agent / fwcfg-floor; "
+        "cpu_seconds: the unit's "
         "cgroup CPU time; python_floor_ms: `python3 -I -c pass` in the guest after boot (median "
         "of 3), the start-up any Python agent pays; reported, not asserted"
     )
@@ -212,3 +260,15 @@ def test_agent_configures_with_cloud_init_disabled(boots: Boots, agent_lab: Lab)
     assert [x["outcome"] for x in checks.apply_runs_this_boot(later)] == ["unchanged"]
     print(f"fwcfg-agent first: {first.blame()}")
     print(f"fwcfg-agent later: {later.blame()}")
+
+
+def test_python_floor_in_the_agents_place(boots: Boots, agent_lab: Lab) -> None:
+    """The bare interpreter, started as the agent is at the same point of the same kind of boot:
+    the baseline of the guest figures (reported, not asserted)."""
+    first, later = boots.floor(), boots.floor(later=True)
+    doc = _figures(boots)
+    agent_lab.measurements["cloud_init_vs_agent"] = doc
+    for r in (first, later):
+        assert r.unit(checks.AGENT).get("ActiveState") == "inactive", "fwcfg-agent=off ignored"
+        assert r.blame(FLOOR_UNIT), f"{FLOOR_UNIT} did not run\n{r.describe()}"
+    print(f"python floor first: {first.blame(FLOOR_UNIT)}; later: {later.blame(FLOOR_UNIT)}")
