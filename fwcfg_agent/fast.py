@@ -426,18 +426,25 @@ def unchanged(root: str) -> Optional[bytes]:
         if kind == "n":
             nics.append(item)  # last: their drivers load meanwhile
             continue
-        if current(root, kind, rel) != data:
-            miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
+        if _differs(root, item):
             return None
     if nics:
         nics_missing = wait_for_nics(root)
         if ("n", "names") in {(k, r) for k, r, _ in nics}:
             wait_for_udev_names(root)  # the formats use kernel names: let udev finish renaming
-    for kind, rel, data in nics:
-        if current(root, kind, rel) != data:
-            miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
-            return None
+    if any(_differs(root, item) for item in nics):
+        return None
     return entries_json
+
+
+def _differs(root: str, item: Item) -> bool:
+    """Whether a recorded input is no longer as recorded (then `miss` says which)."""
+    global miss
+    kind, rel, data = item
+    if current(root, kind, rel) == data:
+        return False
+    miss = f"{_KINDS.get(kind, kind)} {rel or ''} changed".replace("  ", " ")
+    return True
 
 
 _KINDS = {"f": "file", "d": "directory", "e": "presence of", "v": "agent version",
