@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -103,12 +103,12 @@ def cmd_apply(opts: Options) -> int:
         except PayloadError as e:
             return _invalid(opts, None if opts.dry_run else journal, e, None)
         if not collected.entries:
-            opts.log.info(f"no fw_cfg entries for fwcfg-agent ({collected.source}): "
-                          "nothing to do, files left as they are", MSG_NOTHING,
+            opts.log.info(fast.NO_ENTRIES_MESSAGE.format(source=collected.source), MSG_NOTHING,
                           source=collected.source)
             if not opts.dry_run:
                 journal.append(_record(opts, "apply", "no-entries", source=collected.source,
                                        entries=[]))
+                _record_snapshot(opts, collected, fast.no_entries_items)
             return 0
         try:
             state = journal.load_state()
@@ -138,7 +138,8 @@ def cmd_apply(opts: Options) -> int:
             from .activate import after_write
 
             after_write(root.path, (r["format"] for r in records), opts.log)
-        _record_snapshot(opts, config, collected, planned)
+        _record_snapshot(opts, collected, lambda root: _applied_items(
+            root, config, collected, planned))
         outcome = "changed" if records else "unchanged"
         journal.append(_record(opts, "apply", outcome, run=run, source=collected.source,
                                entries=collected.describe(),
@@ -154,24 +155,30 @@ def cmd_apply(opts: Options) -> int:
         return 0
 
 
-def _record_snapshot(opts: Options, config: AgentConfig, collected: Collected,
-                     planned: Planned) -> None:
+def _record_snapshot(opts: Options, collected: Collected,
+                     items: Callable[[str], list[Any]]) -> None:
     """Let the next boot prove cheaply that nothing changed (see fast.py). Only a run the unit
     would make (no command-line overrides) through sysfs is recorded."""
     root = str(opts.root.path.resolve())
     if opts.formats or opts.config_file or opts.source or collected.source != "sysfs":
         fast.forget(root)
         return
+    try:
+        fast.record(root, items(root))
+    except (OSError, ValueError) as e:
+        fast.forget(root)
+        opts.log.debug(f"no snapshot for the fast path: {e}")
+
+
+def _applied_items(root: str, config: AgentConfig, collected: Collected,
+                   planned: Planned) -> list[Any]:
+    """What an applied run depended on: its entries, its files as written, and the rest."""
     entries = [(e.info.key, e.data) for e in collected.entries]
     files = [(f.path, f.content) for f in planned.plan.files]
     hostname = planned.plan.hostname if config.set_hostname else None
     entries_json = json.dumps(collected.describe(), sort_keys=True, separators=(",", ":"))
-    try:
-        fast.record(root, fast.input_items(root, entries, files, hostname, entries_json.encode(),
-                                           netdev_names=needs_final_names(planned.formats)))
-    except (OSError, ValueError) as e:
-        fast.forget(root)
-        opts.log.debug(f"no snapshot for the fast path: {e}")
+    return fast.input_items(root, entries, files, hostname, entries_json.encode(),
+                            netdev_names=needs_final_names(planned.formats))
 
 
 def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     # An item: (kind, path relative to the root, bytes or None for "missing").
     #   f: a file's bytes   d: a directory's sorted names   e: b"1" if the path exists
     #   v: the agent's version   h: the hostname set   j: the journal's entry list (JSON)
+    #   n: the NICs   o: the run's outcome (recorded, not compared; "unchanged" if absent)
     Item = tuple[str, str, Optional[bytes]]
 
 SNAPSHOT = "var/lib/fwcfg-agent/snapshot"
@@ -41,6 +42,9 @@ CONFIG = "etc/fwcfg-agent/agent.conf"
 TEMPLATES = "etc/fwcfg-agent/templates"
 
 MSG_UNCHANGED = "9aff2b147c144ded8d0b5f889b7eb995"
+OUTCOME_NO_ENTRIES = b"no-entries"
+NO_ENTRIES_MESSAGE = ("no fw_cfg entries for fwcfg-agent ({source}): nothing to do, files left "
+                      "as they are")
 MSG_NOTHING = "f7a58138bf6a42929ab34b21d02ef6ab"
 
 # Files whose presence says a network manager (or cloud-init) is installed.
@@ -365,11 +369,7 @@ def input_items(root: str, entries: Sequence[tuple[int, bytes]],
     for unit in MANAGER_UNITS.values():
         for wants in WANTS_DIRS:
             add("e", f"etc/systemd/system/{wants}/{unit}")
-    add("d", f"{FWCFG}/by_key")
-    by_key = os.path.join(root, FWCFG, "by_key")
-    for k in sorted(os.listdir(by_key)) if os.path.isdir(by_key) else ():
-        add("f", f"{FWCFG}/by_key/{k}/name")
-        add("f", f"{FWCFG}/by_key/{k}/size")
+    items += _listing_items(root)
     for key, data in entries:
         items.append(("f", f"{FWCFG}/by_key/{key}/raw", data))
     for path, data in files:
@@ -378,6 +378,29 @@ def input_items(root: str, entries: Sequence[tuple[int, bytes]],
     if hostname and root == "/":
         items.append(("h", "", hostname.encode()))
     items.append(("j", "entries", entries_json))
+    return items
+
+
+def _listing_items(root: str) -> list[Item]:
+    """The fw_cfg directory: every entry's key, name and size."""
+    top = f"{FWCFG}/by_key"
+    items: list[Item] = [("d", top, current(root, "d", top))]
+    by_key = os.path.join(root, top)
+    for k in sorted(os.listdir(by_key)) if os.path.isdir(by_key) else ():
+        for leaf in ("name", "size"):
+            rel = f"{top}/{k}/{leaf}"
+            items.append(("f", rel, current(root, "f", rel)))
+    return items
+
+
+def no_entries_items(root: str) -> list[Item]:
+    """What a run that found no entries for the agent depended on: the agent, agent.conf (which
+    entries it wants) and the fw_cfg directory. The NICs and the files do not matter to it."""
+    items: list[Item] = [("v", "", __version__.encode()),
+                         ("f", CONFIG, current(root, "f", CONFIG))]
+    items += _listing_items(root)
+    items.append(("o", "", OUTCOME_NO_ENTRIES))
+    items.append(("j", "entries", b"[]"))
     return items
 
 
@@ -400,6 +423,8 @@ def forget(root: str) -> None:
 
 # Why the last call of run() handed over to the full path, which logs it.
 miss = ""
+# The recorded outcome that unchanged() found ("unchanged", or "no-entries").
+outcome = b"unchanged"
 # NICs still missing after run() waited for them; None if it did not wait.
 nics_missing: Optional[int] = None
 # How long the waits for NICs took, and which drivers the agent loaded ("" if nothing to say).
@@ -410,7 +435,8 @@ def unchanged(root: str) -> Optional[bytes]:
     """The recorded entry list if every recorded input and file is as recorded, else None.
     The NICs are compared last, after waiting for them (bounded): the drivers that run()
     asked for load while the rest is compared."""
-    global miss, nics_missing
+    global miss, nics_missing, outcome
+    outcome = b"unchanged"
     blob = _read(os.path.join(root, SNAPSHOT))
     items = parse(blob) if blob is not None else None
     if not items:
@@ -422,6 +448,9 @@ def unchanged(root: str) -> Optional[bytes]:
         kind, rel, data = item
         if kind == "j":
             entries_json = data
+            continue
+        if kind == "o":
+            outcome = data or outcome
             continue
         if kind == "n":
             nics.append(item)  # last: their drivers load meanwhile
@@ -502,6 +531,7 @@ def _boot_id(root: str) -> str:
 
 
 def journal_line(root: str, outcome: str, entries_json: bytes) -> bytes:
+    """The run's journal record, as the full path writes it for the same outcome."""
     run, iso = _now()
     fields = [
         ("boot_id", _json_str(_boot_id(root))), ("command", '"apply"'),
@@ -509,6 +539,8 @@ def journal_line(root: str, outcome: str, entries_json: bytes) -> bytes:
         ("run", _json_str(run)), ("source", '"sysfs"'), ("time", _json_str(iso)),
         ("version", _json_str(__version__)),
     ]
+    if outcome != "unchanged":
+        fields.remove(("files", "[]"))  # a run that found no entries has no file list
     return ("{" + ",".join(f'"{k}":{v}' for k, v in fields) + "}\n").encode()
 
 
@@ -581,14 +613,18 @@ def run(argv: Sequence[str]) -> Optional[int]:
         entries_json = unchanged(root)
         if entries_json is None:
             return None
-        line = journal_line(root, "unchanged", entries_json)
+        no_entries = outcome == OUTCOME_NO_ENTRIES
+        line = journal_line(root, "no-entries" if no_entries else "unchanged", entries_json)
         jfd = os.open(os.path.join(root, JOURNAL),
                       os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             os.write(jfd, line)
         finally:
             os.close(jfd)
-        log("nothing changed" + (f" ({nic_report})" if nic_report else ""), MSG_UNCHANGED)
+        if no_entries:
+            log(NO_ENTRIES_MESSAGE.format(source="sysfs"), MSG_NOTHING)
+        else:
+            log("nothing changed" + (f" ({nic_report})" if nic_report else ""), MSG_UNCHANGED)
         return 0
     except OSError:
         return None

@@ -279,3 +279,43 @@ def test_a_first_boot_does_not_load_argparse(guest_root: Path) -> None:
     assert (guest_root / "etc/hostname").read_text() == "guest1.example.com\n"
     code, err, loaded = run_agent("apply", "--root", str(guest_root), "--bogus")
     assert code == 2 and "unrecognized arguments: --bogus" in err
+
+
+NO_ENTRIES = {"etc/boot-fail-wait": b"\x00\x00\x00\x00",
+              "opt/io.systemd.credentials/x": b"HOSTNAME=credential\n"}
+
+
+def test_a_boot_without_entries_for_us_is_fast_too(guest_root: Path) -> None:
+    """An image booted without a payload (only QEMU's own entries, or other tools' namespaces):
+    the first boot finds nothing for the agent and records that; later boots prove it cheaply,
+    without waiting for the NICs, and leave the same journal record."""
+    make_guest_root(guest_root, NO_ENTRIES)
+    first = agent(guest_root, "apply")
+    assert first.code == 0 and "no fw_cfg entries for fwcfg-agent" in first.err
+    code, err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert code == 0 and "no fw_cfg entries for fwcfg-agent (sysfs)" in err, err
+    assert loaded == [], loaded
+    assert "waited" not in err and "full run" not in err
+    runs = [json.loads(line) for line in
+            (guest_root / "var/lib/fwcfg-agent/journal.jsonl").read_text().splitlines()]
+    assert [r["outcome"] for r in runs] == ["no-entries", "no-entries"]
+    assert set(runs[1]) == set(runs[0]) and runs[1]["entries"] == runs[0]["entries"] == []
+    assert not (guest_root / "etc/hostname").exists()
+
+
+@pytest.mark.parametrize("change", ["entry", "config"])
+def test_a_payload_or_config_after_no_entries_takes_the_full_path(guest_root: Path,
+                                                                   change: str) -> None:
+    from fwcfg_agent.fakeroot import write_fwcfg_tree
+
+    make_guest_root(guest_root, NO_ENTRIES)
+    assert agent(guest_root, "apply").code == 0
+    if change == "entry":
+        write_fwcfg_tree(guest_root, {**NO_ENTRIES, **SOMLO})
+    else:  # the other tool's namespace is ours now
+        conf = guest_root / "etc/fwcfg-agent/agent.conf"
+        conf.parent.mkdir(parents=True)
+        conf.write_text("EXCLUDE=\n")
+    code, err, loaded = run_agent("apply", "--root", str(guest_root))
+    assert "full run:" in err and loaded, err
+    assert "no fw_cfg entries" not in err, err

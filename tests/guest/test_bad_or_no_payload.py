@@ -84,3 +84,11 @@ def test_no_opt_entries_agent_exits_quickly(agent_lab: Lab) -> None:
     assert r.fwcfg_names().get("fwcfg-test/probe") == 3, r.fwcfg_names()
     assert r.ifname_of(MAC0)
     print(f"no-entries boot: {r.blame()}")
+    # a later boot of the same disk proves the same from its snapshot: the fast path's record
+    later = agent_lab.boot("no-entries-later", disk, [FwCfg("fwcfg-test/probe", string="a,b")])
+    checks.agent_succeeded(later)
+    assert checks.journal_with(later, checks.MSG_NOTHING), later.text("agent-journal.txt")
+    assert "full run" not in later.text("agent-journal.txt"), later.text("agent-journal.txt")
+    assert [x["outcome"] for x in checks.apply_runs_this_boot(later)] == ["no-entries"]
+    _etc_unchanged(agent_lab, disk, later)
+    print(f"no-entries later boot: {later.blame()}")
