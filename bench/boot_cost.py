@@ -15,6 +15,7 @@ Cases, on a root with a realistic payload (hostname, two NICs, IPv4 and IPv6, DN
   first-boot    everything rendered and written (a fresh copy of the root every run)
   steady-state  a later boot: nothing changed
   no-device     no fw_cfg device at all
+  no-entries    a later boot with a device but no entries for the agent (no payload given)
   invalid       a payload with an error: nothing written
 """
 
@@ -54,6 +55,9 @@ PAYLOAD = {
                             b"ROUTE2='2001:db8:99::/48 via 2001:db8:100::1'\n"
                             b"IPV6ADDR=2001:db8:100::10/64\n",
 }
+# fw_cfg entries that are not the agent's: QEMU's own and another tool's namespace
+NO_ENTRIES = {"etc/boot-fail-wait": b"\x00\x00\x00\x00",
+              "opt/io.systemd.credentials/ssh.authorized_keys.root": b"ssh-ed25519 AAAA x\n"}
 TARGETS = {"first-boot": 5.0, "steady-state": 2.0, "no-device": 1.5}
 
 
@@ -147,6 +151,10 @@ def main() -> int:
         subprocess.run([*launcher, "apply", "--root", str(steady)], check=True,
                        capture_output=True)
         nodev = make_root(work / "nodev", None)
+        # an image booted without a payload: only QEMU's and other tools' entries; a later boot
+        noent = make_root(work / "noent", NO_ENTRIES)
+        subprocess.run([*launcher, "apply", "--root", str(noent)], check=True,
+                       capture_output=True)
         invalid = make_root(work / "invalid", {**PAYLOAD, "opt/org.example/net1":
                                                b"HWADDR=52:54:00:12:34:57\nMTU=12\n"})
         fresh = work / "fresh"
@@ -159,6 +167,7 @@ def main() -> int:
             "first-boot": (fresh, first_boot_setup, 0),
             "steady-state": (steady, None, 0),
             "no-device": (nodev, None, 0),
+            "no-entries": (noent, None, 0),
             "invalid": (invalid, None, 3),
         }
         results: dict[str, Any] = {"python": subprocess.run(

@@ -21,12 +21,14 @@ def test_boot_cost_benchmark_reports_every_case(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     for entry_point in ("launcher", "pip"):
         cases = doc["entry_points"][entry_point]["cases"]
-        assert set(cases) == {"baseline", "first-boot", "steady-state", "no-device", "invalid"}
+        assert set(cases) == {"baseline", "first-boot", "steady-state", "no-device",
+                              "no-entries", "invalid"}
         for name, row in cases.items():
             assert row["median_ms"] > 0 and row["peak_rss_kib"] > 0
             if name != "baseline":
                 assert row["importtime_us"], name
     # the steady state really takes the fast path: no jinja2 among its imports
-    steady = doc["entry_points"]["launcher"]["cases"]["steady-state"]["importtime_us"]
-    assert not any("jinja2" in name or "commands" in name for _, name in steady)
+    for case in ("steady-state", "no-entries"):
+        imports = doc["entry_points"]["launcher"]["cases"][case]["importtime_us"]
+        assert not any("jinja2" in name or "commands" in name for _, name in imports), case
     assert "first-boot" in proc.stdout and "ratio" in proc.stdout
