@@ -37,7 +37,7 @@ from typing import Any, Callable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from fwcfg_agent.fakeroot import (  # noqa: E402
+from tests.fakeroot import (  # noqa: E402
     write_fwcfg_tree,
     write_netdev,
     write_os_release,

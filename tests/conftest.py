@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fwcfg_agent.fakeroot import (
+from tests.fakeroot import (
     write_fwcfg_tree,
     write_netdev,
     write_os_release,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
-from fwcfg_agent.fakeroot import QEMU_Q35_ITEMS
+from tests.fakeroot import QEMU_Q35_ITEMS
 
 SELECTOR = 0x510
 DATA = 0x511

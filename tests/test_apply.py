@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fwcfg_agent.fakeroot import write_fwcfg_tree
+from tests.fakeroot import write_fwcfg_tree
 
 from .agent import agent, snapshot
 from .conftest import make_guest_root
@@ -394,7 +394,7 @@ def test_waits_for_a_nic_whose_driver_is_still_loading(guest_root: Path) -> None
     import threading
     import time
 
-    from fwcfg_agent.fakeroot import write_netdev
+    from tests.fakeroot import write_netdev
 
     make_guest_root(guest_root, SOMLO, nics=())
     _pci_nic(guest_root, "0000:00:03.0")

@@ -74,7 +74,7 @@ def _set_entry(root: Path) -> None:
 
 
 def _add_nic(root: Path) -> None:
-    from fwcfg_agent.fakeroot import write_netdev
+    from tests.fakeroot import write_netdev
 
     write_netdev(root, "ens5", "52:54:00:12:34:58")
 
@@ -124,7 +124,7 @@ def _damage_state(root: Path) -> None:
 
 
 def _new_entry(root: Path) -> None:
-    from fwcfg_agent.fakeroot import write_fwcfg_tree
+    from tests.fakeroot import write_fwcfg_tree
 
     write_fwcfg_tree(root, {**SOMLO, "opt/zz": b"DNS1=192.0.2.53\n"})
 
@@ -306,7 +306,7 @@ def test_a_boot_without_entries_for_us_is_fast_too(guest_root: Path) -> None:
 @pytest.mark.parametrize("change", ["entry", "config"])
 def test_a_payload_or_config_after_no_entries_takes_the_full_path(guest_root: Path,
                                                                    change: str) -> None:
-    from fwcfg_agent.fakeroot import write_fwcfg_tree
+    from tests.fakeroot import write_fwcfg_tree
 
     make_guest_root(guest_root, NO_ENTRIES)
     assert agent(guest_root, "apply").code == 0

@@ -123,7 +123,7 @@ def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
     """A later boot starts before any NIC driver is bound: the fast path asks for the drivers
     first, compares the rest of the snapshot meanwhile, then the NICs once they are there."""
     from fwcfg_agent.cli import main
-    from fwcfg_agent.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
+    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
 
     root = tmp_path / "guest"
     monkeypatch.setattr(fast, "MODPROBE", (str(guest(root)),))

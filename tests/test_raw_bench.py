@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.raw_vs_sysfs import run
-from fwcfg_agent.fakeroot import write_fwcfg_tree
+from tests.fakeroot import write_fwcfg_tree
 
 from .fwcfg_model import FakeKernel, FwCfgModel, filler
 

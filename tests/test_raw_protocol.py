@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent.errors import NoDeviceError, SourceError
-from fwcfg_agent.fakeroot import QEMU_Q35_ITEMS
+from tests.fakeroot import QEMU_Q35_ITEMS
 from fwcfg_agent.sources.base import EntryInfo
 from fwcfg_agent.sources.raw import RawSource, probe, read_directory, read_item
 

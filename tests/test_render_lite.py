@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from fwcfg_agent.fakeroot import write_fwcfg_tree
+from tests.fakeroot import write_fwcfg_tree
 from fwcfg_agent.model import Format
 from fwcfg_agent.render import Plan, filters, render
 from fwcfg_agent.render.env import Templates

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fwcfg_agent.fakeroot import (
+from tests.fakeroot import (
     write_fwcfg_tree,
     write_netdev,
     write_os_release,
