@@ -118,7 +118,7 @@ _CHILD = textwrap.dedent(
     import fwcfg_agent.sources
     fwcfg_agent.sources._portio = mod
     from fwcfg_agent.errors import SourceError
-    from fwcfg_agent.sources.raw import PortIO
+    from fwcfg_agent.sources.ports import PortIO
     try:
         PortIO()
     except SourceError as e:

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent.errors import NoDeviceError, SourceError
-from tests.fakeroot import QEMU_Q35_ITEMS
 from fwcfg_agent.sources.base import EntryInfo
-from fwcfg_agent.sources.raw import RawSource, probe, read_directory, read_item
+from fwcfg_agent.sources.protocol import probe, read_directory, read_item
+from fwcfg_agent.sources.raw import RawSource
+from tests.fakeroot import QEMU_Q35_ITEMS
 
 from .fwcfg_model import (
     FwCfgModel,

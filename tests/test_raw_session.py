@@ -13,8 +13,9 @@ from typing import Callable
 import pytest
 
 from fwcfg_agent.errors import NoDeviceError, SourceError
-from fwcfg_agent.sources import raw
-from fwcfg_agent.sources.raw import RawSource, ioperm_error_message, open_raw_source
+from fwcfg_agent.sources.kernel import DRIVER_DIR, DriverBinding, find_device
+from fwcfg_agent.sources.ports import PortIO, ioperm_error_message
+from fwcfg_agent.sources.raw import RawSource, open_raw_source
 
 from .fwcfg_model import IOPORTS_UNCLAIMED, FakeKernel, FwCfgModel, ModelViolation, rd, sel
 
@@ -129,7 +130,7 @@ def test_device_tree_node_is_found_but_mmio_unsupported(tmp_path: Path, base: st
     node = tmp_path / base / "fw-cfg@9020000"
     node.mkdir(parents=True)
     (node / "compatible").write_bytes(b"qemu,fw-cfg-mmio\0")
-    assert raw.find_device(tmp_path).kind == "dt"
+    assert find_device(tmp_path).kind == "dt"
     with pytest.raises(SourceError, match="memory-mapped") as info:
         open_src(tmp_path, never_open)
     assert not isinstance(info.value, NoDeviceError)
@@ -331,7 +332,7 @@ def test_real_port_layer_maps_eperm(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "fwcfg_agent.sources._portio", FakeHelper)
     with pytest.raises(SourceError, match="CAP_SYS_RAWIO"):
-        raw.PortIO()
+        PortIO()
 
 
 def test_missing_helper_is_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -339,7 +340,7 @@ def test_missing_helper_is_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setitem(sys.modules, "fwcfg_agent.sources._portio", None)  # import fails
     with pytest.raises(SourceError, match="compiled helper"):
-        raw.PortIO()
+        PortIO()
 
 
 def test_lock_excludes_a_second_reader(tmp_path: Path) -> None:
@@ -370,9 +371,6 @@ def test_rebind_refused_by_the_kernel_falls_back_to_reloading_the_module(tmp_pat
     """Linux 6.1 answers EBUSY to a bind after an unbind; a module reload probes afresh."""
     import errno as _errno
 
-    from fwcfg_agent.errors import SourceError
-    from fwcfg_agent.sources.raw import DRIVER_DIR, DriverBinding
-
     driver = tmp_path / DRIVER_DIR
     driver.mkdir(parents=True)
     (driver / "QEMU0002:00").symlink_to(tmp_path)
@@ -396,3 +394,24 @@ def test_rebind_refused_by_the_kernel_falls_back_to_reloading_the_module(tmp_pat
     b.unbind()
     with pytest.raises(SourceError, match="could not rebind"):
         b.rebind()
+
+
+@pytest.mark.parametrize("fail_remove", [False, True])
+def test_module_reload_runs_modprobe_remove_then_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_remove: bool
+) -> None:
+    """The reload behind a refused rebind: `modprobe -r`, then `modprobe`, through
+    fwcfg_agent.device.modprobe (here a model of modprobe); a failed removal stops it."""
+    from fwcfg_agent import device
+    from fwcfg_agent.sources import kernel
+
+    script = tmp_path / "modprobe"
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
+        + ('case "$*" in *-r*) exit 1;; esac\n' if fail_remove else "")
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(device, "MODPROBE", (str(script),))
+    assert kernel._reload_module() is not fail_remove
+    expected = ["-q -r -a qemu_fw_cfg"] + ([] if fail_remove else ["-q -a qemu_fw_cfg"])
+    assert (tmp_path / "calls").read_text().splitlines() == expected

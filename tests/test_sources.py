@@ -93,3 +93,42 @@ def test_raw_on_a_test_root_never_opens_real_ports(tmp_path: Path) -> None:
     root = make_guest_root(tmp_path / "r", ENTRIES)
     r = agent(root, "show", "--json", "--source", "raw")
     assert r.code == 4 and "refusing to open the real I/O ports" in r.err
+
+
+class _Recorder:
+    """Stands in for the run's Log: records what the source selection says."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def debug(self, message: str, **fields: object) -> None:
+        self.lines.append(f"debug: {message}")
+
+    def info(self, message: str, message_id: str | None = None, **fields: object) -> None:
+        self.lines.append(f"info: {message}")
+
+
+@pytest.mark.parametrize("loads", [True, False])
+def test_loading_the_module_waits_for_the_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               loads: bool) -> None:
+    """Without the sysfs tree, qemu_fw_cfg is loaded through fwcfg_agent.device.modprobe (here
+    a model of modprobe that makes the tree, as the kernel would, or fails as for a module
+    that is blacklisted or missing) and the tree is waited for."""
+    from typing import cast
+
+    from fwcfg_agent import device
+    from fwcfg_agent.log import Log
+    from fwcfg_agent.paths import Root
+    from fwcfg_agent.sources import _load_module_and_wait
+
+    tree = tmp_path / "sys/firmware/qemu_fw_cfg"
+    script = tmp_path / "modprobe"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/calls\n'
+                      + (f"mkdir -p {tree}\n" if loads else "exit 1\n"))
+    script.chmod(0o755)
+    monkeypatch.setattr(device, "MODPROBE", (str(script),))
+    log = _Recorder()
+    _load_module_and_wait(Root(tmp_path), 30 if loads else 0, cast(Log, log))
+    assert (tmp_path / "calls").read_text() == "-q -a qemu_fw_cfg\n"
+    assert tree.is_dir() is loads
+    assert ("info: modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree" in log.lines) is not loads
