@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from .. import device
 from ..errors import NoDeviceError, SourceError
 from ..log import Log
 from ..paths import Root
@@ -17,18 +17,14 @@ __all__ = ["Entry", "EntryInfo", "Source", "device_present", "open_source"]
 
 
 def device_present(root: Root) -> bool:
-    """Is there a fw_cfg device at all: the ACPI QEMU0002 device or the DT fw-cfg node."""
-    if glob.glob(str(root / "sys/bus/acpi/devices/QEMU0002:*")):
-        return True
-    for base in ("sys/firmware/devicetree/base", "proc/device-tree"):
-        if glob.glob(str(root / base / "fw-cfg@*")):
-            return True
-    return False
+    """Is there a fw_cfg device at all (fwcfg_agent.device.device_present, for a Root)."""
+    return device.device_present(str(root.path))
 
 
 def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
-    """modprobe qemu_fw_cfg, then wait (udev events, bounded) for the sysfs tree."""
+    """modprobe qemu_fw_cfg, then wait for the sysfs tree (udev events): TIMEOUT in all."""
     tree = root.fwcfg_sysfs
+    deadline = time.monotonic() + timeout
     monitor = None
     try:
         import pyudev
@@ -39,19 +35,14 @@ def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
     except Exception as e:  # no udev in an early initrd, no netlink permission: poll instead
         log.debug(f"udev monitor unavailable ({e}); polling for {tree}")
         monitor = None
-    import subprocess
-
-    try:
-        done = subprocess.run(["modprobe", "-q", "qemu_fw_cfg"], check=False,
-                              timeout=timeout or 1, capture_output=True)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        log.debug(f"modprobe qemu_fw_cfg: {e}")
+    status = device.modprobe(["qemu_fw_cfg"], wait=True, timeout=timeout or 1)
+    if status is None:
+        log.debug("modprobe qemu_fw_cfg: no modprobe, or it did not finish in time")
         return
-    if done.returncode != 0:
+    if status != 0:
         # blacklisted (module_blacklist=), missing, or refused: nothing will appear
         log.info("modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree")
         return
-    deadline = time.monotonic() + timeout
     while not tree.is_dir():
         left = deadline - time.monotonic()
         if left <= 0:
