@@ -22,6 +22,7 @@ exit codes:
   4  fw_cfg could not be read (device, sysfs tree, permissions)
   5  another run holds the lock
   6  the journal, state or a backup is missing or damaged (rollback)
+  7  the root cannot be used: a path is of the wrong type, read-only, or its disk is full
 """
 
 
@@ -100,26 +101,30 @@ def _unit_args(argv: Sequence[str]) -> Optional[_Args]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    code = fast.run(argv)  # a boot where nothing changed ends here, cheaply
-    if code is not None:
-        return code
+    from .errors import AgentError
+
+    try:
+        done = fast.run(argv)  # a boot where nothing changed ends here, cheaply
+    except AgentError as e:  # no device check or journal line possible: say so, plainly
+        sys.stderr.write(f"fwcfg-agent: error: {e}\n")
+        return e.exit_code
+    if done.code is not None:
+        return done.code
     _terminate_on_sigterm()
     args: Any = _unit_args(argv) or _parser().parse_args(argv)
 
-    from .errors import AgentError
     from .log import MSG_INVALID, Log
     from .model import Format
-    from .paths import Root
 
     log = Log(debug=args.debug)
     try:
         from . import commands
 
         opts = commands.Options(
-            root=Root(args.root), config_file=args.config,
+            root=commands.root_path(args.root), config_file=args.config,
             source=getattr(args, "source", None),
             formats=[Format(f) for f in args.formats] if getattr(args, "formats", None) else None,
-            dry_run=getattr(args, "dry_run", False), log=log,
+            dry_run=getattr(args, "dry_run", False), log=log, why=done.why, waiter=done.waiter,
         )
         if args.command == "apply":
             return commands.cmd_apply(opts)
@@ -127,9 +132,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return commands.cmd_diff(opts)
         if args.command == "show":
             return commands.cmd_show(opts, args.json)
+        from . import history
+
         if args.command == "journal":
-            return commands.cmd_journal(opts, args.json)
-        return commands.cmd_rollback(opts, args.run)
+            return history.cmd_journal(opts, args.json)
+        return history.cmd_rollback(opts, args.run)
     except AgentError as e:
         if args.debug:
             raise
@@ -137,6 +144,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except OSError as e:  # a path the checks above did not name: still one line, code 7
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        log.error(f"{where}{e.strerror or e} (the root cannot be used)")
+        return 7
     except Exception as e:
         if args.debug:
             raise

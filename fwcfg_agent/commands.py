@@ -1,77 +1,86 @@
-"""The subcommands. Each returns an exit code; errors propagate to the CLI as AgentError."""
+"""`apply`, `diff` and `show`: one full path. Each returns an exit code; errors propagate to
+the CLI as AgentError.
+
+The full path reads everything under the root through one rootfs.Reader, so that the run's
+record of what it read (with what it wrote in place of the files it manages) is the snapshot
+the next boot's fast path replays.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
-from . import __version__, fast
-from .apply import compute_changes, execute, undo
+from . import snapshot
+from .changes import Change, compute, execute, record_outputs
 from .config import AgentConfig, load
-from .errors import AgentError, NoDeviceError, PayloadError, StateError
+from .errors import NoDeviceError, PayloadError, StateError
 from .facts import Facts, gather
-from .fsutil import read_or_none, selinux_enabled
-from .journal import Journal, State, new_run_id, now_iso
+from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
+from .fsutil import selinux_enabled
+from .journal import Journal, State
 from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .model import Format
-from .paths import Root
+from .nics import Waiter
 from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
+from .rootfs import Reader
+from .runinfo import RawJSON, append, dumps, new_run, record
+
+CONFIG = "etc/fwcfg-agent/agent.conf"
+TEMPLATES = "etc/fwcfg-agent/templates"
 
 
 class Options(NamedTuple):
-    root: Root
+    root: str  # absolute
     config_file: Optional[Path]
     source: Optional[str]
     formats: Optional[list[Format]]
     dry_run: bool
     log: Log
+    why: str = ""  # why the fast path handed over (logged by apply)
+    waiter: Optional[Waiter] = None  # the fast path's NIC wait, not to be repeated
 
-    def config(self) -> AgentConfig:
-        path = self.config_file or self.root.config_file
-        return load(path, required=self.config_file is not None)
+    @property
+    def as_unit(self) -> bool:
+        """A run as the unit makes it: no option changes what is read or written."""
+        return not (self.formats or self.config_file or self.source)
 
-
-def boot_id(root: Root) -> str:
-    path = Path("/proc/sys/kernel/random/boot_id") if root.is_host else \
-        root / "proc/sys/kernel/random/boot_id"
-    data = read_or_none(path)
-    return data.decode().strip() if data else "unknown"
-
-
-def _record(opts: Options, command: str, outcome: str, **extra: Any) -> dict[str, Any]:
-    return {"run": extra.pop("run", None) or new_run_id(), "time": now_iso(),
-            "boot_id": boot_id(opts.root), "version": __version__, "command": command,
-            "outcome": outcome, **extra}
+    def config(self, reader: Reader) -> AgentConfig:
+        if self.config_file is not None:
+            return load(self.config_file, required=True)
+        reader.read(CONFIG)
+        return load(Path(reader.path(CONFIG)))
 
 
-def _gather_facts(opts: Options, config: AgentConfig) -> tuple[Facts, tuple[Format, ...]]:
-    """What the root looks like, and the formats to write. Where those formats name NICs by
-    their kernel names, wait (bounded) for udev to finish naming them, then look again."""
-    missing = fast.nics_missing  # the fast path waited already
-    if missing is None:
-        missing = fast.wait_for_nics(str(opts.root.path), config.device_wait)
+def _gather_facts(opts: Options, reader: Reader, config: AgentConfig,
+                  waiter: Waiter) -> tuple[Facts, tuple[Format, ...]]:
+    """What the root looks like, and the formats to write. The NICs are waited for (bounded)
+    first; where the formats name NICs by their kernel names, udev's names too."""
+    missing = waiter.wait_for_nics(config.device_wait)
     if missing:
         opts.log.warning(f"{missing} Ethernet NIC(s) of the hardware did not show up within "
                          f"{config.device_wait:g} s (no driver?); configuring what is there")
-    facts = gather(opts.root)
+    facts = gather(reader)
     formats = choose_formats(config, opts.formats, facts)
-    if opts.root.is_host and needs_final_names(formats):
-        from .udev import wait_for_netdevs
-
-        wait_for_netdevs(config.device_wait, opts.log)
-        facts = gather(opts.root)
+    if needs_final_names(formats):
+        waiter.wait_for_udev_names(config.device_wait)
+        facts = gather(reader, with_names=True)
     return facts, formats
 
 
-def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts,
-          formats: tuple[Format, ...], *, write_cache: bool) -> Planned:
-    cache = opts.root.template_cache if write_cache else None
-    planned = make_plan(collected, config, formats, facts,
-                        opts.root.template_dir, cache)
+def _plan(opts: Options, reader: Reader, config: AgentConfig, collected: Collected,
+          waiter: Waiter) -> Planned:
+    facts, formats = _gather_facts(opts, reader, config, waiter)
+    for name in reader.listdir(TEMPLATES) or ():  # overrides are inputs too
+        reader.read(f"{TEMPLATES}/{name}")
+    for key, value in agent_facts().items():
+        reader.fact("v", key, value)
+    planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)), None)
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
@@ -79,123 +88,143 @@ def _plan(opts: Options, config: AgentConfig, collected: Collected, facts: Facts
     return planned
 
 
-def _invalid(opts: Options, journal: Optional[Journal], e: PayloadError,
-             collected: Optional[Collected]) -> int:
+def _invalid(opts: Options, e: PayloadError, collected: Optional[Collected]) -> int:
     opts.log.error(f"invalid payload, nothing written: {e}", MSG_INVALID, entry=e.entry,
                    line=e.line, key=e.key)
-    if journal is not None:
-        journal.append(_record(opts, "apply", "invalid", error=str(e),
-                               source=collected.source if collected else None,
-                               entries=collected.describe() if collected else []))
+    if not opts.dry_run:
+        append(opts.root, record(opts.root, "apply", "invalid", error=str(e),
+                                 source=collected.source if collected else None,
+                                 entries=collected.describe() if collected else []))
     return e.exit_code
 
 
-def cmd_apply(opts: Options) -> int:
-    config = opts.config()
-    root = opts.root
-    journal = Journal(root.state_dir)
-    with RunLock(root.lock_file):
-        try:
-            collected = collect(root, config, opts.source or config.source, opts.log)
-        except NoDeviceError as e:
-            opts.log.info(f"{e}: nothing to do", MSG_NOTHING)
-            return 0
-        except PayloadError as e:
-            return _invalid(opts, None if opts.dry_run else journal, e, None)
-        if not collected.entries:
-            opts.log.info(fast.NO_ENTRIES_MESSAGE.format(source=collected.source), MSG_NOTHING,
-                          source=collected.source)
-            if not opts.dry_run:
-                journal.append(_record(opts, "apply", "no-entries", source=collected.source,
-                                       entries=[]))
-                _record_snapshot(opts, collected, fast.no_entries_items)
-            return 0
-        try:
-            state = journal.load_state()
-        except StateError as e:
-            opts.log.warning(f"{e}; starting with an empty state")
-            state = State()
-        if fast.miss and not opts.dry_run:
-            opts.log.info(f"full run: {fast.miss}")
-        facts, formats = _gather_facts(opts, config)
-        if fast.nic_report and not opts.dry_run:
-            opts.log.info(fast.nic_report)
-        try:
-            planned = _plan(opts, config, collected, facts, formats,
-                            write_cache=not opts.dry_run)
-        except PayloadError as e:
-            return _invalid(opts, None if opts.dry_run else journal, e, collected)
-        changes = compute_changes(planned.plan, root, state, journal)
-        if opts.dry_run:
-            _print_dry_run(planned, changes)
-            return 0
-        run = new_run_id()
-        records = execute(changes, planned.plan, root, journal, state, run,
-                          selinux=selinux_enabled(root.is_host), log=opts.log)
-        journal.save_state(state)
-        _set_hostname(opts, config, planned.plan.hostname)
-        if root.is_host and records:
-            from .activate import after_write
-
-            after_write(root.path, (r["format"] for r in records), opts.log)
-        _record_snapshot(opts, collected, lambda root: _applied_items(
-            root, config, collected, planned))
-        outcome = "changed" if records else "unchanged"
-        journal.append(_record(opts, "apply", outcome, run=run, source=collected.source,
-                               entries=collected.describe(),
-                               formats=[f.value for f in planned.formats], files=records))
-        journal.prune(config.keep_runs, state)
-        if records:
-            opts.log.info(f"applied {len(records)} change(s) from "
-                          f"{', '.join(e.name for e in collected.entries)} "
-                          f"({', '.join(f.value for f in planned.formats)})", MSG_APPLIED,
-                          run=run, source=collected.source, changes=len(records))
-        else:
-            opts.log.info("nothing changed", MSG_UNCHANGED, source=collected.source)
-        return 0
-
-
-def _record_snapshot(opts: Options, collected: Collected,
-                     items: Callable[[str], list[Any]]) -> None:
-    """Let the next boot prove cheaply that nothing changed (see fast.py). Only a run the unit
-    would make (no command-line overrides) through sysfs is recorded."""
-    root = str(opts.root.path.resolve())
-    if opts.formats or opts.config_file or opts.source or collected.source != "sysfs":
-        fast.forget(root)
-        return
+def _load_state(opts: Options, journal: Journal, reader: Reader) -> State:
     try:
-        fast.record(root, items(root))
+        return journal.load_state(reader)
+    except StateError as e:
+        if opts.dry_run:
+            opts.log.warning(f"{e}; going on as if the agent managed no files")
+            return State()
+        aside = journal.set_aside_state()
+        reader.forget("f", "var/lib/fwcfg-agent/state.json")
+        opts.log.warning(f"{e}; moved it to {aside} and going on as if the agent managed no "
+                         "files")
+        return State()
+
+
+def _save_snapshot(opts: Options, reader: Reader, outcome: str, source: str,
+                   entries: list[dict[str, object]]) -> None:
+    """Let the next boot replay this run. Only a run the unit would make through sysfs."""
+    if not opts.as_unit or source != "sysfs":
+        snapshot.forget(opts.root)
+        return
+    notes = [("o", "", outcome.encode()), ("s", "", source.encode()),
+             ("j", "", dumps(entries).encode())]
+    try:
+        snapshot.save(opts.root, [*reader.record(), *notes])
     except (OSError, ValueError) as e:
-        fast.forget(root)
+        snapshot.forget(opts.root)
         opts.log.debug(f"no snapshot for the fast path: {e}")
 
 
-def _applied_items(root: str, config: AgentConfig, collected: Collected,
-                   planned: Planned) -> list[Any]:
-    """What an applied run depended on: its entries, its files as written, and the rest."""
-    entries = [(e.info.key, e.data) for e in collected.entries]
-    files = [(f.path, f.content) for f in planned.plan.files]
+def cmd_apply(opts: Options) -> int:
+    root = opts.root
+    reader = Reader(root)
+    config = opts.config(reader)
+    journal = Journal(root)
+    waiter = opts.waiter or Waiter(root)
+    with RunLock(root):
+        if not opts.dry_run:
+            journal.clean_temps()
+        try:
+            collected = collect(reader, config, opts.source or config.source, opts.log)
+        except NoDeviceError:
+            opts.log.info(NO_DEVICE_MESSAGE, MSG_NOTHING)
+            return 0
+        except PayloadError as e:
+            return _invalid(opts, e, None)
+        if opts.why and not opts.dry_run:
+            opts.log.info(f"full run: {opts.why}")
+        if not collected.entries:
+            opts.log.info(NO_ENTRIES_MESSAGE.format(source=collected.source), MSG_NOTHING,
+                          source=collected.source)
+            if not opts.dry_run:
+                append(root, record(root, "apply", "no-entries", source=collected.source,
+                                    entries=[]))
+                for key, value in agent_facts().items():
+                    reader.fact("v", key, value)
+                _save_snapshot(opts, reader, "no-entries", collected.source, [])
+            return 0
+        state = _load_state(opts, journal, reader)
+        try:
+            planned = _plan(opts, reader, config, collected, waiter)
+        except PayloadError as e:
+            return _invalid(opts, e, collected)
+        changes = compute(planned.plan, root, state, journal)
+        if opts.dry_run:
+            _print_dry_run(planned, changes)
+            return 0
+        return _write(opts, reader, config, journal, state, collected, planned, changes,
+                      waiter)
+
+
+def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal, state: State,
+           collected: Collected, planned: Planned, changes: Sequence[Change],
+           waiter: Waiter) -> int:
+    root = opts.root
+    run, _ = new_run()
+    entries = collected.describe()
+    base = record(root, "apply", "changed", run=run, source=collected.source, entries=entries,
+                  formats=[f.value for f in planned.formats])
+    files: list[dict[str, Any]] = []
+    dirs: list[str] = []
+    if changes:
+        outcome = execute(changes, planned.plan, root, journal, state, run, base,
+                          selinux=selinux_enabled(root == "/"), log=opts.log)
+        files, dirs = outcome.files, outcome.dirs_created
+    reader.set("f", "var/lib/fwcfg-agent/state.json", journal.save_state(state))
     hostname = planned.plan.hostname if config.set_hostname else None
-    entries_json = json.dumps(collected.describe(), sort_keys=True, separators=(",", ":"))
-    return fast.input_items(root, entries, files, hostname, entries_json.encode(),
-                            netdev_names=needs_final_names(planned.formats))
+    _set_hostname(opts, hostname)
+    if root == "/" and hostname:
+        reader.set("h", "", hostname.encode())
+    if root == "/" and files:
+        from .activate import after_write
+
+        after_write(Path(root), (f["format"] for f in files), opts.log)
+    record_outputs(reader, root, planned.plan, changes)
+    final = {**base, "outcome": "changed" if files else "unchanged", "files": files}
+    if dirs:
+        final["dirs_created"] = dirs
+    append(root, final, sync=bool(files))
+    journal.prune(config.keep_runs, state)
+    _save_snapshot(opts, reader, "unchanged", collected.source, entries)
+    report = waiter.report
+    if files:
+        opts.log.info(f"applied {len(files)} change(s) from "
+                      f"{', '.join(e.name for e in collected.entries)} "
+                      f"({', '.join(f.value for f in planned.formats)})"
+                      + (f"; {report}" if report else ""), MSG_APPLIED,
+                      run=run, source=collected.source, changes=len(files))
+    else:
+        opts.log.info("nothing changed" + (f" ({report})" if report else ""), MSG_UNCHANGED,
+                      source=collected.source)
+    return 0
 
 
-def _set_hostname(opts: Options, config: AgentConfig, hostname: Optional[str]) -> None:
-    if not hostname or not opts.root.is_host or not config.set_hostname:
+def _set_hostname(opts: Options, hostname: Optional[str]) -> None:
+    if not hostname or opts.root != "/":
         return
     import _socket  # the socket module would load selectors and enum for these two calls
 
-    short = hostname  # the kernel gets what /etc/hostname holds, as systemd does at boot
-    try:
-        if _socket.gethostname() != short:
-            _socket.sethostname(short)
-            opts.log.info(f"hostname set to {short}")
+    try:  # the kernel gets what /etc/hostname holds, as systemd does at boot
+        if _socket.gethostname() != hostname:
+            _socket.sethostname(hostname)
+            opts.log.info(f"hostname set to {hostname}")
     except OSError as e:
-        opts.log.warning(f"sethostname({short}): {e.strerror}")
+        opts.log.warning(f"sethostname({hostname}): {e.strerror}")
 
 
-def _print_dry_run(planned: Planned, changes: Sequence[Any]) -> None:
+def _print_dry_run(planned: Planned, changes: Sequence[Change]) -> None:
     out = sys.stdout
     by_path = {c.path: c for c in changes}
     for f in planned.plan.files:
@@ -210,42 +239,51 @@ def _print_dry_run(planned: Planned, changes: Sequence[Any]) -> None:
         out.write(f"### {verb} {c.path}\n")
 
 
+def _describe(node: Any) -> str:
+    if node is None:
+        return "missing"
+    return f"symlink to {node.link}" if node.kind == "lnk" else f"{node.mode:04o}"
+
+
 def cmd_diff(opts: Options) -> int:
-    config = opts.config()
     root = opts.root
-    journal = Journal(root.state_dir)
+    reader = Reader(root)
+    config = opts.config(reader)
+    journal = Journal(root)
     try:
-        collected = collect(root, config, opts.source or config.source, opts.log)
+        collected = collect(reader, config, opts.source or config.source, opts.log)
     except NoDeviceError as e:
         opts.log.info(f"{e}: nothing to do")
         return 0
     if not collected.entries:
         return 0
     try:
-        state = journal.load_state()
+        state = journal.load_state(reader)
     except StateError:
         state = State()
-    facts, formats = _gather_facts(opts, config)
-    planned = _plan(opts, config, collected, facts, formats, write_cache=False)
-    changes = compute_changes(planned.plan, root, state, journal)
+    planned = _plan(opts, reader, config, collected, opts.waiter or Waiter(root))
+    changes = compute(planned.plan, root, state, journal)
     import difflib
 
     for c in changes:
-        a = (c.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
-        b = (c.after or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        a = (c.before.data if c.before else b"").decode("utf-8", "replace")
+        b = (c.after.data if c.after else b"").decode("utf-8", "replace")
         old = f"a{c.path}" if c.before is not None else "/dev/null"
         new = f"b{c.path}" if c.after is not None else "/dev/null"
-        sys.stdout.writelines(difflib.unified_diff(a, b, old, new))
-        if c.before_mode is not None and c.after is not None and c.before_mode != c.mode:
-            sys.stdout.write(f"mode {c.path}: {c.before_mode:04o} -> {c.mode:04o}\n")
+        sys.stdout.writelines(difflib.unified_diff(a.splitlines(keepends=True),
+                                                   b.splitlines(keepends=True), old, new))
+        if c.before is not None and c.after is not None and \
+                (c.before.kind, c.before.mode) != (c.after.kind, c.after.mode):
+            sys.stdout.write(f"mode {c.path}: {_describe(c.before)} -> {_describe(c.after)}\n")
     return 1 if changes else 0
 
 
 def cmd_show(opts: Options, as_json: bool) -> int:
-    config = opts.config()
     root = opts.root
+    reader = Reader(root)
+    config = opts.config(reader)
     try:
-        collected = collect(root, config, opts.source or config.source, opts.log)
+        collected = collect(reader, config, opts.source or config.source, opts.log)
     except NoDeviceError as e:
         collected = Collected("none", ())
         opts.log.info(str(e))
@@ -254,9 +292,9 @@ def cmd_show(opts: Options, as_json: bool) -> int:
     warnings: list[str] = []
     formats: list[str] = []
     if collected.entries:
-        facts, chosen = _gather_facts(opts, config)
         try:
-            planned = make_plan(collected, config, chosen, facts, root.template_dir, None)
+            planned = _plan(opts._replace(log=Log(quiet=True, use_journal=False)), reader,
+                            config, collected, opts.waiter or Waiter(root))
             settings = _settings_json(planned)
             warnings = planned.result.warnings + planned.result.notices
             formats = [f.value for f in planned.formats]
@@ -306,59 +344,8 @@ def _settings_json(planned: Planned) -> dict[str, Any]:
     }
 
 
-def cmd_journal(opts: Options, as_json: bool) -> int:
-    runs = Journal(opts.root.state_dir).runs()
-    if as_json:
-        json.dump(runs, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    for r in runs:
-        entries = ", ".join(e["name"] for e in r.get("entries") or [])
-        print(f"{r['run']}  {r.get('command')}  {r.get('outcome')}  source={r.get('source')}  "
-              f"entries={entries or '-'}")
-        for f in r.get("files") or []:
-            print(f"    {f['action']:8} {f['path']}  backup={f.get('backup') or '-'}")
-        if r.get("error"):
-            print(f"    error: {r['error']}")
-    return 0
+def root_path(given: Path) -> str:
+    return os.path.realpath(given)
 
 
-def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
-    root = opts.root
-    journal = Journal(root.state_dir)
-    with RunLock(root.lock_file):
-        runs = journal.runs()
-        changed = [r for r in runs if r.get("files") and r.get("command") in ("apply", "rollback")]
-        if not changed:
-            raise StateError("the journal has no run with changes to roll back")
-        if run_id is None:
-            run_id = changed[-1]["run"]
-        ids = [r["run"] for r in changed]
-        matches = [i for i in ids if i == run_id or i.startswith(run_id)]
-        if len(matches) != 1:
-            raise StateError(f"no single run matches {run_id!r} (see `fwcfg-agent journal`)")
-        start = ids.index(matches[0])
-        to_undo = list(reversed(changed[start:]))
-        run = new_run_id()
-        records = undo(to_undo, root, journal, run, selinux=selinux_enabled(root.is_host),
-                       log=opts.log)
-        try:
-            state = journal.load_state()
-        except StateError:
-            state = State()
-        # The files no longer match what fw_cfg asks for: the next apply runs in full.
-        fast.forget(str(root.path))
-        for rec in records:
-            managed = state.files.get(rec["path"])
-            if managed is not None and rec["sha256_after"] != managed.sha256:
-                state.files.pop(rec["path"])
-        journal.save_state(state)
-        journal.append(_record(opts, "rollback", "changed" if records else "unchanged",
-                               run=run, undone=[r["run"] for r in to_undo], files=records))
-        opts.log.info(f"rolled back {', '.join(r['run'] for r in to_undo)}: "
-                      f"{len(records)} file(s) restored", MSG_APPLIED, run=run)
-        return 0
-
-
-__all__ = ["AgentError", "Options", "cmd_apply", "cmd_diff", "cmd_journal", "cmd_rollback",
-           "cmd_show"]
+__all__ = ["Options", "RawJSON", "cmd_apply", "cmd_diff", "cmd_show", "root_path"]

@@ -1,8 +1,13 @@
-"""One error hierarchy. Parsers and readers raise; only the CLI decides what to do."""
+"""One error hierarchy. Parsers and readers raise; only the CLI decides what to do.
+
+Only builtin modules are imported here: the fast path uses this module.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 
 class AgentError(Exception):
@@ -64,3 +69,31 @@ class StateError(AgentError):
     """The journal or a backup is missing or damaged."""
 
     exit_code = 6
+
+
+class RootError(AgentError):
+    """The root cannot be used: a path the agent must read or write is of the wrong type,
+    read-only, or on a full file system."""
+
+    exit_code = 7
+
+    def __init__(self, path: str, error: OSError | str) -> None:
+        self.path = path
+        reason = error if isinstance(error, str) else _reason(error)
+        super().__init__(f"{path}: {reason}")
+
+
+def _reason(e: OSError) -> str:
+    import errno
+
+    hints = {
+        errno.EISDIR: "is a directory where the agent needs a file",
+        errno.ENOTDIR: "a component of the path is a file where the agent needs a directory",
+        errno.ENOSPC: "no space left on the file system",
+        errno.EROFS: "the file system is read-only",
+        errno.EPERM: "not permitted (immutable file or directory?)",
+        errno.EACCES: "permission denied",
+        errno.ELOOP: "too many levels of symbolic links",
+        errno.EEXIST: "exists and is not what the agent expected",
+    }
+    return hints.get(e.errno or 0, e.strerror or str(e))

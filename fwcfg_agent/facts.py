@@ -1,26 +1,45 @@
-"""What the agent learns about the root before rendering: OS, NICs, installed managers."""
+"""What the agent learns about the root before rendering: OS, NICs, installed managers.
+
+Every read goes through the run's Reader, so the fast path replays exactly these reads.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import NamedTuple, Optional
 
+from . import nics
 from .errors import PayloadError
-from .fast import MANAGER_MARKERS, MANAGER_UNITS, WANTS_DIRS
-from .paths import Root
 from .payload import parse
+from .rootfs import Reader
 from .settings import NetDev
 
-ARPHRD_ETHER = "1"
+# Files whose presence says a network manager (or cloud-init) is installed.
+MANAGER_MARKERS: dict[str, tuple[str, ...]] = {
+    "netplan": ("usr/sbin/netplan", "usr/bin/netplan", "usr/lib/netplan/generate",
+                "lib/netplan/generate"),
+    "nm": ("usr/sbin/NetworkManager",),
+    "networkd": ("usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"),
+    "ifupdown": ("usr/sbin/ifup", "sbin/ifup"),
+    "ifcfg": ("etc/sysconfig/network-scripts/ifup-eth", "usr/libexec/nm-ifcfg-rh"),
+    "cloud-init": ("usr/bin/cloud-init", "etc/cloud/cloud.cfg"),
+}
+# Units whose enablement (a wants/ link) says the manager is the one in use.
+MANAGER_UNITS: dict[str, str] = {
+    "nm": "NetworkManager.service",
+    "networkd": "systemd-networkd.service",
+    "ifupdown": "networking.service",
+}
+WANTS_DIRS = ("multi-user.target.wants", "network-online.target.wants", "sysinit.target.wants")
+OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 
 
 class Facts(NamedTuple):
     os_release: Mapping[str, str] = MappingProxyType({})
     netdevs: tuple[NetDev, ...] = ()
     hosts: Optional[str] = None  # the current /etc/hosts, for the managed block
-    installed: frozenset[str] = frozenset()  # see fast.MANAGER_MARKERS
+    installed: frozenset[str] = frozenset()  # see MANAGER_MARKERS
     enabled: frozenset[str] = frozenset()
 
     @property
@@ -28,11 +47,10 @@ class Facts(NamedTuple):
         return "cloud-init" in self.installed
 
 
-def read_os_release(root: Root) -> dict[str, str]:
-    for rel in ("etc/os-release", "usr/lib/os-release"):
-        try:
-            data = (root / rel).read_bytes()
-        except OSError:
+def read_os_release(reader: Reader) -> dict[str, str]:
+    for rel in OS_RELEASE:
+        data = reader.read(rel)
+        if data is None:
             continue
         out: dict[str, str] = {}
         for line in data.splitlines():
@@ -44,43 +62,22 @@ def read_os_release(root: Root) -> dict[str, str]:
     return {}
 
 
-def read_netdevs(root: Root) -> tuple[NetDev, ...]:
-    """Physical Ethernet NICs, in ifindex order (name order where ifindex is unknown)."""
-    base = root.class_net
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return ()
-    found: list[tuple[int, str, str]] = []
-    for name in names:
-        d = base / name
-        try:
-            if (d / "type").read_text().strip() != ARPHRD_ETHER:
-                continue
-            if not (d / "device").exists() or (d / "wireless").exists():
-                continue
-            mac = (d / "address").read_text().strip().lower()
-        except OSError:
-            continue
-        try:
-            index = int((d / "ifindex").read_text())
-        except (OSError, ValueError):
-            index = 1 << 30
-        found.append((index, name, mac))
-    found.sort()
-    return tuple(NetDev(name, mac) for _, name, mac in found)
+def read_netdevs(reader: Reader, *, with_names: bool) -> tuple[NetDev, ...]:
+    """The Ethernet NICs, in ifindex order, recorded as the fast path compares them."""
+    found = nics.read(reader.root)
+    reader.fact("n", "names" if with_names else "macs",
+                nics.signature(found, with_names=with_names))
+    return tuple(NetDev(n.name, n.mac) for n in found)
 
 
-def gather(root: Root) -> Facts:
+def gather(reader: Reader, *, with_names: bool = False) -> Facts:
     installed = frozenset(
-        m for m, paths in MANAGER_MARKERS.items() if any((root / p).exists() for p in paths)
+        m for m, paths in MANAGER_MARKERS.items() if any([reader.exists(p) for p in paths])
     )
     enabled = frozenset(
         m for m, unit in MANAGER_UNITS.items()
-        if any((root / "etc/systemd/system" / w / unit).exists() for w in WANTS_DIRS)
+        if any([reader.exists(f"etc/systemd/system/{w}/{unit}") for w in WANTS_DIRS])
     )
-    try:
-        hosts: Optional[str] = (root / "etc/hosts").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        hosts = None
-    return Facts(read_os_release(root), read_netdevs(root), hosts, installed, enabled)
+    hosts = reader.text("etc/hosts")
+    return Facts(read_os_release(reader), read_netdevs(reader, with_names=with_names), hosts,
+                 installed, enabled)

@@ -1,35 +1,80 @@
-"""The change journal and the agent's state, under ROOT/var/lib/fwcfg-agent/.
+"""The agent's own records, under ROOT/var/lib/fwcfg-agent/:
 
-- `journal.jsonl`: one JSON object per run, appended (format in the README).
+- `journal.jsonl`: one JSON object per run, appended (runinfo.append; format in the README). A
+  run appends a `pending` record listing every change and its backup before it touches a file,
+  and its final record when done: the last record of a run id is the one that counts.
 - `state.json`: the files the agent manages now, their digests, and what they held before.
-- `snapshot`: the inputs and outputs of the last full run, for the fast path (fast.py).
-- `backups/<run>/<path>`: the bytes a run replaced or removed, for `rollback`.
+- `snapshot`: the last full run's record, for the fast path (snapshot.py).
+- `backups/<run>/<path>`: what a run replaced or removed (the file, or the symlink), for
+  `rollback`.
+
+Everything read back from here is checked before use: a path must be one the agent manages
+(absolute, normalised, under a managed directory), and a backup must lie under backups/.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
-from pathlib import Path
+import shutil
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
-from .errors import StateError
-from .fsutil import atomic_write, sync_dirs
+from .errors import RootError, StateError
+from .fsutil import Node, clean_stale_temps, read_node, sync_dirs, write_node
+from .rootfs import Reader, chase
+from .runinfo import JOURNAL, STATE_DIR, line
 
-JOURNAL = "journal.jsonl"
-STATE = "state.json"
+STATE = STATE_DIR + "/state.json"
 BACKUPS = "backups"
+
+# Where the agent writes: each format's files, the /etc/hosts block, the cloud-init drop-in.
+MANAGED_FILES = ("/etc/hostname", "/etc/hosts")
+MANAGED_DIRS = ("/etc/systemd/network/", "/etc/netplan/", "/etc/NetworkManager/system-connections/",
+                "/etc/sysconfig/network-scripts/", "/etc/network/interfaces.d/",
+                "/etc/cloud/cloud.cfg.d/")
+_RUN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-")
+
+
+def managed_path(path: object) -> bool:
+    """A path the agent may write or remove: absolute, normalised, and one of its files or a
+    plain file name directly in one of its directories."""
+    if not isinstance(path, str) or "\0" in path or "\n" in path:
+        return False
+    if path in MANAGED_FILES:
+        return True
+    for d in MANAGED_DIRS:
+        if path.startswith(d):
+            name = path[len(d):]
+            return bool(name) and "/" not in name and name not in (".", "..")
+    return False
+
+
+def valid_run_id(run: object) -> bool:
+    return isinstance(run, str) and 0 < len(run) <= 64 and set(run) <= _RUN_CHARS \
+        and run not in (".", "..")
+
+
+def backup_ref(run: str, path: str) -> str:
+    return f"{BACKUPS}/{run}/{path.lstrip('/')}"
+
+
+def valid_backup(ref: object) -> bool:
+    if not isinstance(ref, str):
+        return False
+    parts = ref.split("/", 2)
+    return len(parts) == 3 and parts[0] == BACKUPS and valid_run_id(parts[1]) \
+        and managed_path("/" + parts[2])
 
 
 class ManagedFile(NamedTuple):
     sha256: str
     mode: int
     format: str
-    # The backup (relative to the state dir) of what was there before the agent first wrote
-    # this file, restored when the setting goes away; None when the agent created the file.
+    # The backup of what was there before the agent first wrote this file, restored when the
+    # setting goes away; None when the agent created the file.
     original: Optional[str] = None
-    shared: bool = False  # a file the agent shares with the admin (/etc/hosts block)
+    shared: bool = False  # a file the agent shares with the admin (the /etc/hosts block)
 
 
 class State:
@@ -44,114 +89,177 @@ class State:
         self.run = run
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "files": {p: f._asdict() for p, f in sorted(self.files.items())},
-            "hostname": self.hostname,
-            "run": self.run,
-        }
+        return {"version": 1, "hostname": self.hostname, "run": self.run,
+                "files": {p: f._asdict() for p, f in sorted(self.files.items())}}
+
+    @classmethod
+    def from_json(cls, raw: object) -> State:
+        """The state as saved; ValueError naming what is wrong when it is not."""
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        files = raw.get("files", {})
+        if not isinstance(files, dict):
+            raise ValueError("'files' is not an object")
+        out: dict[str, ManagedFile] = {}
+        for path, f in files.items():
+            if not managed_path(path):
+                raise ValueError(f"{path!r} is not a file the agent manages")
+            if not isinstance(f, dict):
+                raise ValueError(f"the record of {path} is not an object")
+            try:
+                m = ManagedFile(**f)
+            except TypeError as e:
+                raise ValueError(f"the record of {path}: {e}") from None
+            if not (isinstance(m.sha256, str) and isinstance(m.mode, int)
+                    and not isinstance(m.mode, bool) and 0 <= m.mode <= 0o7777
+                    and isinstance(m.format, str) and isinstance(m.shared, bool)
+                    and (m.original is None or valid_backup(m.original))):
+                raise ValueError(f"the record of {path} has a wrong value")
+            out[path] = m
+        hostname, run = raw.get("hostname"), raw.get("run")
+        if not (hostname is None or isinstance(hostname, str)) or \
+                not (run is None or valid_run_id(run)):
+            raise ValueError("'hostname' or 'run' has a wrong value")
+        return cls(out, hostname, run)
 
 
-def new_run_id() -> str:
-    now = time.time()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z-{os.urandom(3).hex()}"
-
-
-def now_iso() -> str:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    return f"{stamp}.{int(now * 1e6) % 1000000:06d}Z"
+def valid_record(rec: object) -> bool:
+    """A journal record this agent can act on: its run id, and each file's path, backup,
+    digests and modes of the right types."""
+    if not isinstance(rec, dict) or not valid_run_id(rec.get("run")):
+        return False
+    files = rec.get("files", [])
+    if not isinstance(files, list):
+        return False
+    for f in files:
+        if not isinstance(f, dict) or not managed_path(f.get("path")):
+            return False
+        if f.get("backup") is not None and not valid_backup(f.get("backup")):
+            return False
+        for key in ("sha256_before", "sha256_after", "mode", "mode_before", "link_before"):
+            if f.get(key) is not None and not isinstance(f.get(key), str):
+                return False
+    dirs = rec.get("dirs_created", [])
+    return isinstance(dirs, list) and all(isinstance(d, str) and d.startswith("/etc/")
+                                          and ".." not in d.split("/") for d in dirs)
 
 
 class Journal:
-    def __init__(self, state_dir: Path) -> None:
-        self.dir = state_dir
+    def __init__(self, root: str) -> None:
+        self.root = root
 
-    def backup_path(self, run: str, path: str) -> Path:
-        return self.dir / BACKUPS / run / path.lstrip("/")
+    @property
+    def dir(self) -> str:
+        return chase(self.root, STATE_DIR)
 
-    def backup_rel(self, run: str, path: str) -> str:
-        return f"{BACKUPS}/{run}/{path.lstrip('/')}"
+    # backups -------------------------------------------------------------------------------
 
-    def save_backup(self, run: str, path: str, data: bytes, mode: int, *,
-                    sync_dir: bool = True) -> str:
-        target = self.backup_path(run, path)
-        atomic_write(target, data, mode & 0o777 or 0o600, sync_dir=False)
-        if sync_dir:
-            sync_dirs({target.parent}, self.dir)
-        return self.backup_rel(run, path)
+    def save_backup(self, run: str, path: str, node: Node) -> str:
+        ref = backup_ref(run, path)
+        write_node(self.root, f"{STATE_DIR}/{ref}", node, sync_dir=False)
+        return ref
 
-    def read_backup(self, rel: str) -> bytes:
+    def read_backup(self, ref: object) -> Node:
+        if not valid_backup(ref):
+            raise StateError(f"the journal or state names a backup that is not the agent's: "
+                             f"{ref!r}")
+        assert isinstance(ref, str)
         try:
-            return (self.dir / rel).read_bytes()
-        except OSError as e:
-            raise StateError(f"backup {self.dir / rel} is missing: {e.strerror}") from None
+            node = read_node(self.root, f"{STATE_DIR}/{ref}")
+        except RootError as e:
+            raise StateError(f"backup {e}") from None
+        if node is None:
+            raise StateError(f"backup {chase(self.root, STATE_DIR)}/{ref} is missing")
+        return node
+
+    def sync_backups(self, refs: Sequence[str]) -> None:
+        top = self.dir
+        sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top)
 
     # state ---------------------------------------------------------------------------------
 
-    def load_state(self) -> State:
-        try:
-            raw = json.loads((self.dir / STATE).read_bytes())
-            files = {p: ManagedFile(**f) for p, f in raw.get("files", {}).items()}
-            return State(files, raw.get("hostname"), raw.get("run"))
-        except FileNotFoundError:
+    def load_state(self, reader: Optional[Reader] = None) -> State:
+        """The state; StateError (naming the file and what is wrong) when it is damaged."""
+        data = reader.read(STATE) if reader is not None else \
+            (read_node(self.root, STATE) or Node("reg")).data or None
+        if data is None:
+            if os.path.lexists(chase(self.root, STATE)) and not os.path.isfile(
+                    chase(self.root, STATE)):
+                raise StateError(f"{chase(self.root, STATE)} is not a file")
             return State()
-        except (OSError, ValueError, TypeError) as e:
-            # A damaged state only costs the fast path and the removal of stale files: start
-            # afresh rather than refusing to configure the guest.
-            raise StateError(f"{self.dir / STATE} is damaged: {e}") from None
+        try:
+            return State.from_json(json.loads(data))
+        except ValueError as e:
+            raise StateError(f"{chase(self.root, STATE)} is damaged: {e}") from None
 
-    def save_state(self, state: State) -> None:
-        data = json.dumps(state.to_json(), indent=1, sort_keys=True).encode() + b"\n"
-        atomic_write(self.dir / STATE, data, 0o644)
+    def set_aside_state(self) -> str:
+        """Move a damaged state out of the way (kept for a person to look at)."""
+        path = chase(self.root, STATE, follow_last=False)
+        os.replace(path, path + ".damaged")
+        return path + ".damaged"
+
+    def state_bytes(self, state: State) -> bytes:
+        return json.dumps(state.to_json(), indent=1, sort_keys=True).encode() + b"\n"
+
+    def save_state(self, state: State) -> bytes:
+        data = self.state_bytes(state)
+        write_node(self.root, STATE, Node("reg", data, 0o644))
+        return data
 
     # journal -------------------------------------------------------------------------------
 
-    def append(self, record: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        fd = os.open(self.dir / JOURNAL, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                     0o644)
-        try:
-            os.write(fd, line)
-            if record.get("files"):
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    def records(self) -> tuple[list[dict[str, Any]], int]:
+        """Every run's last record, oldest first, and how many damaged lines were skipped (a
+        torn last line from a crash mid-append among them)."""
+        node = read_node(self.root, JOURNAL)
+        if node is None or node.kind != "reg":
+            return [], 0
+        latest: dict[str, dict[str, Any]] = {}
+        order: list[str] = []
+        bad = 0
+        for raw in node.data.splitlines():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                bad += 1
+                continue
+            if not valid_record(rec):
+                bad += 1
+                continue
+            if rec["run"] not in latest:
+                order.append(rec["run"])
+            latest[rec["run"]] = rec
+        return [latest[r] for r in order], bad
 
     def runs(self) -> list[dict[str, Any]]:
-        """Every run recorded, oldest first. A torn last line (a crash mid-append) is skipped."""
-        try:
-            data = (self.dir / JOURNAL).read_bytes()
-        except FileNotFoundError:
-            return []
-        out: list[dict[str, Any]] = []
-        for line in data.splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and "run" in rec:
-                out.append(rec)
-        return out
+        return self.records()[0]
 
     def prune(self, keep: int, state: State) -> None:
         """Keep the last `keep` runs (and the backups they and the state refer to)."""
         runs = self.runs()
-        if len(runs) <= keep:
-            return
-        kept = runs[-keep:]
-        lines = b"".join(
-            json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n" for r in kept
-        )
-        atomic_write(self.dir / JOURNAL, lines, 0o644)
-        needed = {r["run"] for r in kept}
+        if len(runs) > keep:
+            runs = runs[-keep:]
+            data = b"".join(line(r) for r in runs)
+            write_node(self.root, JOURNAL, Node("reg", data, 0o644))
+        needed = {r["run"] for r in runs}
         needed |= {f.original.split("/")[1] for f in state.files.values() if f.original}
-        import shutil
+        backups = chase(self.root, f"{STATE_DIR}/{BACKUPS}")
+        try:
+            names = os.listdir(backups)
+        except OSError:
+            return
+        for name in names:
+            if name not in needed:
+                shutil.rmtree(os.path.join(backups, name), ignore_errors=True)
 
-        backups = self.dir / BACKUPS
-        if backups.is_dir():
-            for d in backups.iterdir():
-                if d.name not in needed:
-                    shutil.rmtree(d, ignore_errors=True)
+    def clean_temps(self) -> None:
+        """Temp files a killed run left in the state directory and under backups/."""
+        top = self.dir
+        for d, _, _ in os.walk(top):
+            clean_stale_temps(d)
+        try:
+            for name in os.listdir(top):
+                if name.startswith("snapshot.") and name.endswith(".tmp"):
+                    os.unlink(os.path.join(top, name))
+        except OSError:
+            pass

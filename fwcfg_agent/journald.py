@@ -43,7 +43,7 @@ def under_systemd() -> bool:
     return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
 
 
-class Journal:
+class Socket:
     """A connection to journald: send(message, **FIELDS), as systemd.journal.send is called."""
 
     def __init__(self, path: Optional[str] = None) -> None:

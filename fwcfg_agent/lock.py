@@ -1,4 +1,8 @@
-"""One run at a time: an flock on ROOT/run/fwcfg-agent.lock, waited for a bounded time."""
+"""One run at a time: an flock, waited for a bounded time. The one flock loop of the agent:
+the run lock (ROOT/run/fwcfg-agent.lock) and the raw reader's device lock both use it.
+
+Only builtin modules are imported here: the fast path uses this module.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,64 @@ import errno
 import fcntl
 import os
 import time
-from pathlib import Path
-from types import TracebackType
-from typing import Optional
 
-from .errors import LockError
+from .errors import LockError, RootError
+from .rootfs import chase, makedirs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Optional
+
+RUN_LOCK = "run/fwcfg-agent.lock"
+
+
+def flock(fd: int, timeout: float) -> bool:
+    """Take an exclusive flock on fd, waiting at most `timeout` seconds. False if another
+    process holds it that long; OSError for anything but contention."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def open_lock_file(root: str, rel: str) -> int:
+    """Open (creating it and its directory inside the root) a lock file; RootError, naming the
+    path, when the root does not let us."""
+    path = chase(root, rel)
+    try:
+        makedirs(root, os.path.dirname(rel))
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise RootError(path, e) from None
 
 
 class RunLock:
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        self.path = path
+    """`with RunLock(root):` holds the run lock. timeout=0 tries once (the fast path)."""
+
+    def __init__(self, root: str, timeout: float = 10.0) -> None:
+        self.root = root
         self.timeout = timeout
         self.fd: Optional[int] = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    os.close(fd)
-                    raise LockError(
-                        f"another fwcfg-agent run holds {self.path} (waited {self.timeout:g} s)"
-                    ) from None
-                time.sleep(0.05)
+        fd = open_lock_file(self.root, RUN_LOCK)
+        try:
+            held = flock(fd, self.timeout)
+        except OSError as e:
+            os.close(fd)
+            raise RootError(chase(self.root, RUN_LOCK), e) from None
+        if not held:
+            os.close(fd)
+            raise LockError(f"another fwcfg-agent run holds {chase(self.root, RUN_LOCK)} "
+                            f"(waited {self.timeout:g} s)")
         self.fd = fd
         return self
 

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Optional
 
 from . import journald
+
+TYPE_CHECKING = False  # typing is not loaded at start-up: the fast path logs through here
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
+    Sender = Callable[..., Any]
 
 # MESSAGE_IDs, stable across releases: journalctl MESSAGE_ID=<id>.
 MSG_APPLIED = "4daab396a9c74e34b1dcbbe0fe2d4c28"  # a run changed files
@@ -26,7 +31,6 @@ MSG_WARNING = "9228c1b8157b45a39dae8c6ecf5294e7"  # unknown keys, overrides, dou
 # syslog priorities
 ERR, WARNING, NOTICE, INFO, DEBUG = 3, 4, 5, 6, 7
 
-Sender = Callable[..., Any]
 
 
 def _journal_sender() -> Optional[Sender]:
@@ -35,7 +39,7 @@ def _journal_sender() -> Optional[Sender]:
     if not os.path.exists(journald.SOCKET):
         return None
     try:
-        return journald.Journal()
+        return journald.Socket()
     except OSError:
         return None
 
@@ -73,7 +77,7 @@ class Log:
     def close(self) -> None:
         """The end of the run: wait (bounded) until journald has read our messages, so that
         the last ones are attributed to the unit too."""
-        if isinstance(self._sender, journald.Journal):
+        if isinstance(self._sender, journald.Socket):
             self._sender.drain()
             self._sender.close()
             self._sender = None

@@ -16,8 +16,10 @@ from .model import Format
 from .paths import Root
 from .payload import Payload, parse
 from .render import NAMED_FORMATS, Plan, render
+from .rootfs import Reader
 from .settings import Result, build
-from .sources import Entry, open_source
+from .sources import Entry, Source, open_source
+from .sources.sysfs import SysfsSource
 
 
 class Collected(NamedTuple):
@@ -31,9 +33,13 @@ class Collected(NamedTuple):
         ]
 
 
-def collect(root: Root, config: AgentConfig, kind: str, log: Log) -> Collected:
+def collect(reader: Reader, config: AgentConfig, kind: str, log: Log) -> Collected:
+    """The entries for the agent. Read through sysfs, every read goes through `reader` (and
+    so into the run's record); the raw reader's are not recorded (no fast path then)."""
+    root = Root(Path(reader.root))
     with open_source(root, kind, max_entry_size=config.max_entry_size,
-                     device_wait=config.device_wait, log=log) as source:
+                     device_wait=config.device_wait, log=log) as opened:
+        source: Source = SysfsSource(reader) if opened.kind == "sysfs" else opened
         infos = source.entries()
         names = [i.name for i in infos]
         if len(set(names)) != len(names):
@@ -79,12 +85,13 @@ def needs_final_names(formats: Sequence[Format]) -> bool:
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
               facts: Facts, template_dir: Path, cache_dir: Optional[Path]) -> Planned:
-    """Parse, validate, render. Rendering runs the templates' generated code (render/lite.py),
-    and loads jinja2 only for a template that code cannot run (a changed override, say); a bad
-    payload never gets that far."""
+    """Parse, validate, render. jinja2 renders (render/env.py): an override in `template_dir`
+    first, then the packaged templates, precompiled at build time. It is loaded here, after
+    validation: a bad payload never pays for it. `cache_dir` is no longer used (nothing is
+    compiled at run time but overrides, and only on runs that render)."""
     payloads = parse_all(collected)
     result = build(payloads, facts.netdevs, config.default_interface)
-    from .render.lite import Renderer
+    from .render.env import Templates
 
-    plan = render(result.config, formats, facts, Renderer(template_dir, cache_dir))
+    plan = render(result.config, formats, facts, Templates(template_dir))
     return Planned(tuple(payloads), result, tuple(formats), plan)

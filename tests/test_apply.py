@@ -108,8 +108,11 @@ def test_rollback_restores_byte_for_byte(guest_root: Path) -> None:
     assert snapshot(guest_root, "etc") == original
     runs = journal(guest_root)
     assert runs[-1]["command"] == "rollback"
-    # the rollback itself is a run with backups: undoing it brings the agent's files back
-    assert agent(guest_root, "rollback").code == 0
+    # rollback steps back, it does not toggle: nothing is left to undo; apply brings the files back
+    again = agent(guest_root, "rollback")
+    assert again.code == 6 and "no run with changes left" in again.err
+    assert snapshot(guest_root, "etc") == original
+    assert agent(guest_root, "apply").code == 0
     assert read(guest_root, "/etc/hostname") == "guest1.example.com\n"
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 import pytest
 
 from fwcfg_agent import fast
+from fwcfg_agent import snapshot as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
@@ -134,48 +135,111 @@ def _hosts_edit(root: Path) -> None:
         f.write("10.9.9.9 other\n")
 
 
-@pytest.mark.parametrize("change", [
-    _set_entry, _add_nic, _change_mac, _config, _template, _os_release, _install_netplan,
-    _enable_nm, _tamper, _delete_file, _damage_state, _new_entry, _hosts_edit,
-])
+def _chmod_keyfile(root: Path) -> None:
+    (root / "etc/systemd/network/10-fwcfg-enx525400123456.network").chmod(0o600)
+
+
+def _setuid(root: Path) -> None:
+    (root / "etc/hostname").chmod(0o4644)
+
+
+def _symlink_hostname(root: Path) -> None:
+    target = root / "etc/hostname.real"
+    target.write_bytes((root / "etc/hostname").read_bytes())
+    (root / "etc/hostname").unlink()
+    (root / "etc/hostname").symlink_to("hostname.real")
+
+
+def _remove_nic(root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(root / "sys/class/net/ens3")
+
+
+def _remove_entry(root: Path) -> None:
+    from tests.fakeroot import write_fwcfg_tree
+
+    write_fwcfg_tree(root, {"opt/zz": b"DNS1=192.0.2.53\n"})
+
+
+def _template_override_edit(root: Path) -> None:
+    _template(root)
+    # applied: now edit the override again (a second change the record must see)
+    p = root / "etc/fwcfg-agent/templates/hostname.j2"
+    p.write_text("{{ config.hostname }} \n")
+
+
+def _os_release_to_usr(root: Path) -> None:
+    (root / "etc/os-release").unlink()
+    (root / "usr/lib").mkdir(parents=True, exist_ok=True)
+    (root / "usr/lib/os-release").write_text('ID="fedora"\nVERSION_ID=40\n')
+
+
+def _install_ifupdown(root: Path) -> None:
+    p = root / "sbin/ifup"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("")
+
+
+def _delete_state(root: Path) -> None:
+    (root / "var/lib/fwcfg-agent/state.json").unlink()
+
+
+# Every kind of input and output the full path depends on (issue: "one truth for the boot path").
+MUTATIONS = [
+    _set_entry, _new_entry, _remove_entry, _config, _template, _template_override_edit,
+    _os_release, _os_release_to_usr, _add_nic, _remove_nic, _change_mac, _install_netplan,
+    _install_ifupdown, _enable_nm, _tamper, _delete_file, _chmod_keyfile, _setuid,
+    _symlink_hostname, _damage_state, _delete_state, _hosts_edit,
+]
+
+
+@pytest.mark.parametrize("change", MUTATIONS)
 def test_any_change_takes_the_full_path(applied: Path, change: Callable[[Path], None]) -> None:
     change(applied)
     code, err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0, err
     assert "fwcfg_agent.model" in loaded, f"{change.__name__}: the fast path missed it"
+    assert "full run: " in err, err  # and says why, in words
+    # the rule: after the unit's apply, diff finds nothing, whatever changed
+    diff = agent(applied, "diff")
+    assert diff.code == 0, (change.__name__, diff.out, diff.err)
     # and the full path recorded a fresh snapshot: the boot after is fast again
     code, err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and loaded == [], (change.__name__, err, loaded)
+    assert agent(applied, "diff").code == 0
 
 
 def test_options_take_the_full_path_and_are_not_recorded(applied: Path) -> None:
     code, _err, loaded = run_agent("apply", "--root", str(applied), "--format", "hostname")
     assert code == 0 and "fwcfg_agent.model" in loaded
-    assert not (applied / fast.SNAPSHOT).exists()
+    assert not (applied / snap.SNAPSHOT).exists()
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and "fwcfg_agent.model" in loaded  # files differ
 
 
 def test_rollback_forgets_the_snapshot(applied: Path) -> None:
     assert agent(applied, "rollback").code == 0
-    assert not (applied / fast.SNAPSHOT).exists()
+    assert not (applied / snap.SNAPSHOT).exists()
     before = snapshot(applied, "etc")
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert "fwcfg_agent.model" in loaded and snapshot(applied, "etc") != before
 
 
 def test_torn_snapshot_is_ignored(applied: Path) -> None:
-    path = applied / fast.SNAPSHOT
+    path = applied / snap.SNAPSHOT
     path.write_bytes(path.read_bytes()[:-7])
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and "fwcfg_agent.model" in loaded
 
 
 def test_serialize_round_trip() -> None:
-    items: list[fast.Item] = [("f", "etc/x y", b"a\nb\n"), ("d", "d", None), ("e", "z", b"1")]
-    assert fast.parse(fast.serialize(items)) == items
-    assert fast.parse(b"garbage") is None
-    assert fast.parse(fast.serialize(items)[:-3]) is None
+    items = [("f", "etc/x y", b"a\nb\n"), ("d", "d", None), ("e", "z", b"1")]
+    assert snap.parse(snap.serialize(items)) == items
+    assert snap.parse(b"garbage") is None
+    assert snap.parse(snap.serialize(items)[:-3]) is None
+    # a forged snapshot naming paths outside the root is no snapshot at all
+    assert snap.parse(snap.serialize([("f", "../../etc/shadow", b"x")])) is None
 
 
 def _rename(root: Path, old: str, new: str) -> None:
@@ -319,3 +383,98 @@ def test_a_payload_or_config_after_no_entries_takes_the_full_path(guest_root: Pa
     code, err, loaded = run_agent("apply", "--root", str(guest_root))
     assert "full run:" in err and loaded, err
     assert "no fw_cfg entries" not in err, err
+
+
+def _copy_of_the_agent(dest: Path) -> Path:
+    """The agent as a distribution would install it: the package with its templates inside."""
+    import shutil
+
+    pkg = dest / "fwcfg_agent"
+    shutil.copytree(REPO / "fwcfg_agent", pkg,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "_codeid"))
+    shutil.copytree(REPO / "templates", pkg / "templates")
+    return dest
+
+
+def _run_copy(copy: Path, root: Path, *args: str) -> tuple[int, str, list[str]]:
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *args,
+                           "--root", str(root)],
+                          env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"}, cwd=copy,
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stderr, [m for m in proc.stdout.strip().split(",") if m]
+
+
+def test_a_patched_packaged_template_reaches_a_configured_guest(tmp_path: Path) -> None:
+    """A distribution rebuilds the package with a fixed template and the same __version__:
+    the next boot's apply writes the fixed file, and diff then finds nothing."""
+    copy = _copy_of_the_agent(tmp_path / "site")
+    root = make_guest_root(tmp_path / "root", SOMLO)
+    code, err, _ = _run_copy(copy, root, "apply")
+    assert code == 0, err
+    code, err, loaded = _run_copy(copy, root, "apply")
+    assert code == 0 and loaded == [], err  # steady state: the fast path
+    hostname = copy / "fwcfg_agent/templates/hostname.j2"
+    hostname.write_text("# patched by the distribution\n" + hostname.read_text())
+    code, err, loaded = _run_copy(copy, root, "apply")
+    assert code == 0 and "fwcfg_agent.model" in loaded, err
+    assert "full run: the agent's code changed" in err
+    assert (root / "etc/hostname").read_text().startswith("# patched by the distribution\n")
+    code, err, _ = _run_copy(copy, root, "diff")
+    assert code == 0, err
+
+
+def test_a_root_without_run_is_no_error(guest_root: Path) -> None:
+    """A first apply on an image root that lacks run/: the lock's directory is made, and the
+    reason for the full run is said in words, not as an error."""
+    make_guest_root(guest_root, SOMLO)
+    assert not (guest_root / "run").exists()
+    code, err, _ = run_agent("apply", "--root", str(guest_root))
+    assert code == 0, err
+    assert "cannot open" not in err and "No such file" not in err, err
+    assert "full run: this is the first run" in err, err
+
+
+def test_the_record_holds_every_file_a_full_run_reads(applied: Path) -> None:
+    """An audit hook lists every file a full run opens, and every directory it lists, under
+    the root: each must be in the run's record (the snapshot), or be the agent's own
+    bookkeeping (journal, backups, lock, the snapshot itself), or a NIC read that the
+    recorded NIC signature covers."""
+    from fwcfg_agent.rootfs import Reader, chase  # noqa: F401 - the record's own paths
+
+    (applied / "var/lib/fwcfg-agent/snapshot").unlink()  # force the full path
+    override = applied / "etc/fwcfg-agent/templates/hosts.j2"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text((REPO / "templates/hosts.j2").read_text())
+    probe = """
+import os, sys
+root = os.path.realpath(sys.argv[1])
+seen = []
+def hook(event, args):
+    if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes)):
+        p = os.fsdecode(args[0])
+        if event == "open" and isinstance(args[2], int) and args[2] & (os.O_WRONLY | os.O_RDWR):
+            return
+        if p.startswith(root + "/"):
+            seen.append(os.path.relpath(p, root))
+sys.addaudithook(hook)
+from fwcfg_agent.cli import main
+code = main(["apply", "--root", root])
+print("\\n".join(seen))
+sys.exit(code)
+"""
+    proc = subprocess.run([sys.executable, "-c", probe, str(applied)],
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    items = snap.parse((applied / snap.SNAPSHOT).read_bytes()) or []
+    recorded = {rel for _, rel, _ in items}
+    bookkeeping = ("var/lib/fwcfg-agent/", "run/", "proc/sys/kernel/random/boot_id")
+    nic_reads = ("sys/class/net", "sys/bus/pci/devices", "sys/bus/virtio/devices", "run/udev")
+    missing = sorted({p for p in proc.stdout.split("\n") if p}
+                     - recorded - {"var/lib/fwcfg-agent"}
+                     - {p for p in proc.stdout.split("\n")
+                        if p.startswith(bookkeeping) and p != "var/lib/fwcfg-agent/state.json"}
+                     - {p for p in proc.stdout.split("\n") if p.startswith(nic_reads)})
+    assert missing == [], f"read but not recorded: {missing}"
+    assert "etc/fwcfg-agent/templates/hosts.j2" in recorded
+    assert any(kind == "n" for kind, _, _ in items)

@@ -1,0 +1,204 @@
+"""Every path under `--root`, resolved inside it, and the record of what a run read there.
+
+`chase()` resolves a path the way systemd's chase() does with CHASE_PREFIX_ROOT: an absolute
+symlink target is taken relative to the root, and `..` never climbs above it. On the running
+system (root `/`) that is what the kernel does anyway, so the path is used as it is.
+
+`Reader` is the one way the full path reads the root. Each read is recorded as an item
+(kind, path relative to the root, value) and `replay()` evaluates an item again: the boot's fast
+path (fast.py) proves that nothing changed by replaying the full path's own record, so the two
+cannot drift. Kinds:
+
+    f  a file's bytes (None: missing or unreadable)
+    d  a directory's sorted names, one per line (None: not a directory)
+    e  b"1" if the path exists (a link counts, dangling or not), else b"0"
+    m  the final component as lstat() sees it: "reg 0644", "lnk TARGET", "dir 0755" or None
+    n  the Ethernet NICs (nics.signature), `macs` or `names`
+    v  a fact of the agent itself: `version`, `code` (the packaged templates and code)
+    h  the running kernel's hostname (only on the running system)
+
+Only builtin modules are imported here: the fast path uses this module.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Optional
+
+    Item = tuple[str, str, Optional[bytes]]
+
+MAX_LINKS = 40
+ELOOP = 40
+
+
+def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
+    """The host path of `rel` under `root`, every symlink resolved inside the root (the final
+    component's too, unless follow_last is False). Components that do not exist yet are kept
+    as they are: the result is where the path would be created."""
+    rel = rel.lstrip("/")
+    if root == "/":
+        return "/" + rel
+    todo = [p for p in reversed(rel.split("/")) if p and p != "."]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop()
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        if not todo and not follow_last:
+            done.append(part)
+            break
+        here = os.path.join(root, *done, part)
+        try:
+            target = os.readlink(here)
+        except OSError:  # not a link, or not there (nor anything below it)
+            done.append(part)
+            continue
+        links += 1
+        if links > MAX_LINKS:
+            raise OSError(ELOOP, "too many levels of symbolic links", os.path.join(root, rel))
+        if target.startswith("/"):
+            done = []
+        todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
+    return os.path.join(root, *done) if done else root
+
+
+def makedirs(root: str, rel_dir: str) -> list[str]:
+    """Create the directory `rel_dir` under the root (resolved inside it), with every missing
+    parent. Returns the directories it created, as paths relative to the root, outermost first."""
+    created: list[str] = []
+    path = chase(root, rel_dir)
+    if os.path.isdir(path):
+        return created
+    missing: list[str] = []
+    probe = path
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    for d in reversed(missing):
+        os.mkdir(d, 0o755)
+        created.append(guest_path(root, d))
+    return created
+
+
+def guest_path(root: str, host_path: str) -> str:
+    """A host path under the root as the guest sees it: /etc/hostname."""
+    if root == "/":
+        return host_path
+    rel = os.path.relpath(host_path, root)
+    return "/" if rel == "." else "/" + rel
+
+
+def read_bytes(path: str) -> Optional[bytes]:
+    """The whole file, or None when it is missing or cannot be read as a file."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            chunks = []
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except OSError:
+        return None
+
+
+def listing(path: str) -> Optional[bytes]:
+    try:
+        return "\n".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+
+
+def lstat_text(path: str) -> Optional[bytes]:
+    """What the final component is: its type and permission bits (setuid, setgid and sticky
+    included), or a link's target."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    kind = st.st_mode & 0o170000
+    if kind == 0o120000:
+        try:
+            return b"lnk " + os.fsencode(os.readlink(path))
+        except OSError:
+            return None
+    name = {0o100000: b"reg", 0o040000: b"dir"}.get(kind, b"oth")
+    return name + b" %04o" % (st.st_mode & 0o7777)
+
+
+def evaluate(root: str, kind: str, rel: str, extra: Optional[Callable[[str, str], Optional[bytes]]]
+             = None) -> Optional[bytes]:
+    """An item's value now."""
+    if kind == "f":
+        return read_bytes(chase(root, rel))
+    if kind == "d":
+        return listing(chase(root, rel))
+    if kind == "e":
+        return b"1" if os.path.lexists(chase(root, rel, follow_last=False)) else b"0"
+    if kind == "m":
+        return lstat_text(chase(root, rel, follow_last=False))
+    if kind == "h":
+        return os.uname().nodename.encode() if root == "/" else None
+    if extra is not None:
+        return extra(kind, rel)
+    return None
+
+
+class Reader:
+    """The full path's reads under the root, each recorded once (the first value read wins:
+    that is what the run's decisions were based on). `record()` gives the items in order."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.items: dict[tuple[str, str], Optional[bytes]] = {}
+
+    def path(self, rel: str, *, follow_last: bool = True) -> str:
+        return chase(self.root, rel, follow_last=follow_last)
+
+    def _note(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+        self.items.setdefault((kind, rel.lstrip("/")), value)
+        return value
+
+    def read(self, rel: str) -> Optional[bytes]:
+        return self._note("f", rel, evaluate(self.root, "f", rel.lstrip("/")))
+
+    def text(self, rel: str) -> Optional[str]:
+        data = self.read(rel)
+        return None if data is None else data.decode("utf-8", "replace")
+
+    def listdir(self, rel: str) -> Optional[list[str]]:
+        data = self._note("d", rel, evaluate(self.root, "d", rel.lstrip("/")))
+        if data is None:
+            return None
+        return data.decode("utf-8", "surrogateescape").split("\n") if data else []
+
+    def exists(self, rel: str) -> bool:
+        return self._note("e", rel, evaluate(self.root, "e", rel.lstrip("/"))) == b"1"
+
+    def lstat(self, rel: str) -> Optional[bytes]:
+        return self._note("m", rel, evaluate(self.root, "m", rel.lstrip("/")))
+
+    def fact(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+        """Record a value the caller computed (NICs, the agent's version and code)."""
+        return self._note(kind, rel, value)
+
+    def set(self, kind: str, rel: str, value: Optional[bytes]) -> None:
+        """What a path holds after the run wrote it: the next boot compares against that."""
+        self.items[(kind, rel.lstrip("/"))] = value
+
+    def forget(self, kind: str, rel: str) -> None:
+        self.items.pop((kind, rel.lstrip("/")), None)
+
+    def record(self) -> list[Item]:
+        return [(k, r, v) for (k, r), v in self.items.items()]
