@@ -9,10 +9,12 @@ from ..facts import Facts
 from ..model import NETWORK_FORMATS, Format, HostConfig, Interface
 
 
-class Templates(Protocol):
-    """What rendering needs: `lite.Renderer` (the agent), or `env.Templates` (jinja2 only)."""
+class Renderer(Protocol):
+    """What rendering needs: a template's text by name (`env.Templates`: jinja2, with the
+    packaged templates precompiled)."""
 
     def render(self, name: str, **context: Any) -> str: ...
+
 
 HOSTS_BEGIN = "# BEGIN fwcfg-agent (managed: edits here are replaced at boot)"
 HOSTS_END = "# END fwcfg-agent"
@@ -61,7 +63,7 @@ PER_HOST: dict[Format, tuple[tuple[str, str, int], ...]] = {
 
 
 def render(
-    config: HostConfig, formats: Sequence[Format], facts: Facts, templates: Templates
+    config: HostConfig, formats: Sequence[Format], facts: Facts, templates: Renderer
 ) -> Plan:
     files: list[PlannedFile] = []
     for fmt in formats:
@@ -88,7 +90,7 @@ def render(
     return Plan(tuple(files), config.hostname, tuple(formats))
 
 
-def _hosts(config: HostConfig, facts: Facts, templates: Templates) -> PlannedFile:
+def _hosts(config: HostConfig, facts: Facts, templates: Renderer) -> PlannedFile:
     block = templates.render("hosts.j2", config=config, facts=facts).rstrip("\n")
     managed = f"{HOSTS_BEGIN}\n{block}\n{HOSTS_END}\n"
     current = facts.hosts if facts.hosts is not None else "127.0.0.1\tlocalhost\n"

@@ -1,88 +1,101 @@
-"""Compiled templates, cached: compiling a jinja2 template costs more than rendering it.
+"""Precompile the packaged templates (at build time): `python3 -m fwcfg_agent.render.cache [DEST]`;
+`--check [DIR]` says whether this Python and jinja2 use them.
 
-Reading goes through a list of directories (the one shipped inside the package first); writing
-goes to one directory under the root's /var/cache. jinja2 checks every cached entry against the
-template's source (sha1) and the running Python/jinja2 bytecode version, so a stale or foreign
-entry is ignored and the template compiled afresh: the cache can only make rendering faster.
+jinja2's own `Environment.compile_templates` writes each template as the Python module jinja2
+generates for it (`tmpl_<sha1 of the name>.py`, what `jinja2.ModuleLoader` loads), into DEST
+(default: the package's `templates/__compiled__`). Next to them goes a MANIFEST: the jinja2
+version that compiled them, the agent's code digest (`codeid`) and each template's source
+digest. `env.Templates` uses a module only when all three still hold in the process that runs
+(see env.py); setup.py's build_py runs this for the wheel, and so for the DEB and the RPM.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shutil
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
 import jinja2
-from jinja2.bccache import Bucket
 
-from .lite import LITE_DIR, packaged_cache_dir, packaged_template_dir
-from .lite import write as write_lite
-
-
-class TemplateCache(jinja2.BytecodeCache):
-    def __init__(self, read_dirs: Sequence[Path], write_dir: Optional[Path]) -> None:
-        self.read_dirs = [d for d in read_dirs if d is not None]
-        if write_dir is not None:
-            self.read_dirs.append(write_dir)
-        self.write_dir = write_dir
-
-    def get_cache_key(self, name: str, filename: Optional[str] = None) -> str:
-        # The template's name alone: the packaged cache is built in a build tree whose paths
-        # differ from the installed ones. The source checksum tells overrides apart.
-        return hashlib.sha1(name.encode()).hexdigest()
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        for d in self.read_dirs:
-            try:
-                with open(d / f"{bucket.key}.cache", "rb") as f:
-                    bucket.load_bytecode(f)
-            except OSError:
-                continue
-            except Exception:  # a torn or foreign file (unpickling, marshal errors): skip it
-                bucket.reset()
-                continue
-            if bucket.code is not None:
-                return
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        if self.write_dir is None:
-            return
-        try:
-            self.write_dir.mkdir(parents=True, exist_ok=True)
-            path = self.write_dir / f"{bucket.key}.cache"
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "wb") as f:
-                bucket.write_bytecode(f)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only /var only costs compile time
+from .env import (
+    MANIFEST,
+    PRECOMPILED,
+    Templates,
+    make_environment,
+    manifest_header,
+    packaged_template_dir,
+    read_manifest,
+)
+from .env import source_digest as _digest
 
 
-def precompile(dest: Path | None = None) -> list[str]:
-    """Compile every packaged template into the package's own cache (run at build time)."""
-    from .env import Templates
-
-    out = dest or packaged_cache_dir(packaged_template_dir())
-    templates = Templates()
-    templates.env.bytecode_cache = TemplateCache([], out)  # compile everything, read nothing
-    names = sorted(n for n in templates.env.list_templates() if n.endswith(".j2"))
-    for name in names:
-        templates.env.get_template(name)
-        # and the code the light runtime runs (lite.py), where it can run the template
-        source = (packaged_template_dir() / name).read_text(encoding="utf-8")
-        write_lite(out / LITE_DIR, name, source)
+def precompile(dest: Optional[Path] = None, template_dir: Optional[Path] = None) -> list[str]:
+    """Compile every template of `template_dir` (default: the packaged ones) into `dest`,
+    replacing what was there. Returns the template names."""
+    src = template_dir or packaged_template_dir()
+    out = dest or src / PRECOMPILED
+    env = make_environment(jinja2.FileSystemLoader(str(src)))
+    names = sorted(n for n in env.list_templates(extensions=["j2"])
+                   if not n.startswith(PRECOMPILED + "/"))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        # a template that does not compile fails the build (ignore_errors=False)
+        env.compile_templates(str(tmp), filter_func=names.__contains__, zip=None,
+                              ignore_errors=False)
+        lines = manifest_header()
+        assert env.loader is not None
+        for name in names:
+            lines.append(f"{_digest(env.loader.get_source(env, name)[0])} {name}")
+        (tmp / MANIFEST).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return names
 
 
-def main() -> int:
-    dest = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+def check(directory: Optional[Path] = None) -> str:
+    """Why this process would not use the precompiled templates in `directory` (default: the
+    package's), or "" if it uses every packaged template from there."""
+    src = packaged_template_dir()
+    out = directory or src / PRECOMPILED
+    digests, why = read_manifest(out)
+    if digests is None:
+        return why
+    names = sorted(p.name for p in src.glob("*.j2"))
+    missing = [n for n in names if n not in digests]
+    if missing:
+        return f"not precompiled: {' '.join(missing)}"
+    templates = Templates(precompiled=out)
+    for name in names:
+        templates.env.get_template(name)
+    unused = sorted(set(names) - set(templates.packaged.precompiled))
+    return f"precompiled but not used: {' '.join(unused)}" if unused else ""
+
+
+USAGE = """usage: python3 -m fwcfg_agent.render.cache [DEST]
+       python3 -m fwcfg_agent.render.cache --check [DIR]"""
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--check"] and len(argv) <= 2:
+        why = check(Path(argv[1]) if len(argv) > 1 else None)
+        print(why or f"every template precompiled and used (jinja2 {jinja2.__version__})",
+              file=sys.stderr)
+        return 1 if why else 0
+    if len(argv) > 1 or argv[:1] in (["-h"], ["--help"]):
+        print(USAGE, file=sys.stderr)
+        return 2
+    dest = Path(argv[0]) if argv else None
     names = precompile(dest)
-    print(f"compiled {len(names)} templates", file=sys.stderr)
+    print(f"precompiled {len(names)} templates with jinja2 {jinja2.__version__}",
+          file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

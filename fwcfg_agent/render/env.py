@@ -1,35 +1,140 @@
-"""The jinja2 environment: packaged templates, overridden by /etc/fwcfg-agent/templates/."""
+"""The templates, rendered by jinja2: an override in /etc/fwcfg-agent/templates/ first (a file
+there replaces the packaged one of the same name), then the packaged templates.
+
+The packaged templates are also shipped precompiled (`python3 -m fwcfg_agent.render.cache` at
+build time: `jinja2.Environment.compile_templates` into `templates/__compiled__/`, loaded with
+`jinja2.ModuleLoader`), so that a run does not lex, parse and compile them. Code that jinja2
+generated runs against that jinja2 version's runtime only, so the precompiled directory is used
+only when its manifest names the jinja2 version that runs now and the agent code it was made
+for (`codeid`), and a template's module only when the template's source is still the one it
+was compiled from. Otherwise, and for every override, the template is compiled from its source.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
 import jinja2
 
+from ..codeid import code_digest
 from ..errors import ConfigError
-from .cache import TemplateCache
 from .filters import FILTERS, SYNTAX, TESTS
-from .lite import packaged_cache_dir, packaged_template_dir, template_dirs
+
+PRECOMPILED = "__compiled__"  # in the packaged template directory
+MANIFEST = "MANIFEST"  # in the precompiled directory
+MAGIC = "fwcfg-agent precompiled templates 1"
+
+
+def packaged_template_dir() -> Path:
+    """`fwcfg_agent/templates` when installed; the checkout's `templates/` when run from it."""
+    installed = Path(__file__).resolve().parent.parent / "templates"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def make_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """The one environment the templates are compiled and run with, at build time and at run
+    time alike (the generated code depends on these settings)."""
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, **SYNTAX)
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    return env
+
+
+def source_digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def manifest_header() -> list[str]:
+    """What a precompiled directory must say to be used by this process."""
+    return [MAGIC, f"jinja2 {jinja2.__version__}", f"code {code_digest().hex()}"]
+
+
+def read_manifest(directory: Path) -> tuple[Optional[dict[str, str]], str]:
+    """The source digest of each template precompiled in `directory`, if this process may use
+    them; else None and why not."""
+    try:
+        lines = (directory / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"no precompiled templates ({directory / MANIFEST}: {e})"
+    header = manifest_header()
+    if lines[:1] != header[:1]:
+        return None, f"{directory / MANIFEST} is not a manifest of precompiled templates"
+    if lines[1:2] != header[1:2]:
+        return None, (f"templates precompiled with {(lines[1:2] or ['?'])[0]}, running "
+                      f"jinja2 {jinja2.__version__}")
+    if lines[2:3] != header[2:3]:
+        return None, "templates precompiled for another build of the agent's code"
+    digests: dict[str, str] = {}
+    for line in lines[len(header):]:
+        digest, sep, name = line.partition(" ")
+        if not sep or not name:
+            return None, f"{directory / MANIFEST}: bad line {line!r}"
+        digests[name] = digest
+    return digests, ""
+
+
+class PackagedLoader(jinja2.BaseLoader):
+    """The packaged templates: from their precompiled modules when those are valid (see the
+    module's docstring), else compiled from source."""
+
+    def __init__(self, template_dir: Path, precompiled_dir: Optional[Path]) -> None:
+        self.source = jinja2.FileSystemLoader(str(template_dir))
+        self.modules: Optional[jinja2.ModuleLoader] = None
+        self.digests: dict[str, str] = {}
+        self.unused_reason = "no precompiled templates asked for"
+        if precompiled_dir is not None:
+            digests, self.unused_reason = read_manifest(precompiled_dir)
+            if digests is not None:
+                self.digests = digests
+                self.modules = jinja2.ModuleLoader(str(precompiled_dir))
+        self.precompiled: list[str] = []  # the templates loaded from precompiled modules
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, Optional[str], Optional[Callable[[], bool]]]:
+        return self.source.get_source(environment, template)
+
+    def list_templates(self) -> list[str]:
+        return self.source.list_templates()
+
+    def load(self, environment: jinja2.Environment, name: str,
+             globals: Optional[MutableMapping[str, Any]] = None) -> jinja2.Template:
+        expected = self.digests.get(name)
+        if self.modules is not None and expected is not None:
+            source = self.get_source(environment, name)[0]
+            if source_digest(source) == expected:
+                try:
+                    template = self.modules.load(environment, name, globals)
+                except Exception:  # missing or damaged module: compile the source instead
+                    pass
+                else:
+                    self.precompiled.append(name)
+                    return template
+        return super().load(environment, name, globals)
 
 
 class Templates:
-    """The templates, compiled through a bytecode cache: the one shipped in the package
-    (`fwcfg-agent-precompile` at build time), then `cache_dir` (written at run time)."""
+    """Render templates by name (the `render.Renderer` the agent uses): `override_dir` first,
+    then the packaged templates, precompiled ones from `precompiled` (True: the package's
+    `__compiled__`; a directory; False: compile everything from source)."""
 
-    def __init__(self, override_dir: Path | None = None,
-                 cache_dir: Path | None = None) -> None:
-        loaders: list[jinja2.BaseLoader] = [
-            jinja2.FileSystemLoader(str(d)) for d in template_dirs(override_dir)]
-        self.env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
-            undefined=jinja2.StrictUndefined,
-            bytecode_cache=TemplateCache([packaged_cache_dir(packaged_template_dir())],
-                                         cache_dir),
-            **SYNTAX,
-        )
-        self.env.filters.update(FILTERS)
-        self.env.tests.update(TESTS)
+    def __init__(self, override_dir: Optional[Path] = None,
+                 precompiled: Union[bool, Path] = True) -> None:
+        template_dir = packaged_template_dir()
+        precompiled_dir: Optional[Path] = None
+        if isinstance(precompiled, Path):
+            precompiled_dir = precompiled
+        elif precompiled:
+            precompiled_dir = template_dir / PRECOMPILED
+        self.packaged = PackagedLoader(template_dir, precompiled_dir)
+        loaders: list[jinja2.BaseLoader] = [self.packaged]
+        if override_dir is not None and override_dir.is_dir():
+            loaders.insert(0, jinja2.FileSystemLoader(str(override_dir)))
+        self.env = make_environment(jinja2.ChoiceLoader(loaders))
 
     def render(self, name: str, **context: Any) -> str:
         try:

@@ -1,0 +1,117 @@
+"""What identifies the code that turns settings into files: a digest of the agent's modules
+(fwcfg_agent/*.py, fwcfg_agent/render/*.py) and of the packaged templates (templates/*.j2).
+
+The version alone does not identify it: a distribution's rebuild may patch a template or a module
+and keep `__version__`. Builds write the digest into the package (setup.py's build_py writes
+`fwcfg_agent/_codeid`, one line of hex, from the files it built; the DEB and the RPM get it
+through that build); a run reads that one small file. Where the file is absent (a source
+checkout) the digest is computed from the files themselves, the same way.
+
+Imported on the boot's fast path: only modules Python has loaded at start-up (os), and the
+agent's own `digest` (builtin hash modules) when the digest has to be computed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing is not loaded for this module: mypy reads it, Python does not
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+FILE = "_codeid"  # in the package directory, next to this module
+SIZE = 32  # bytes: SHA-256
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def template_dir(package_dir: str = _PACKAGE) -> str:
+    """`fwcfg_agent/templates` when installed; the checkout's `templates/` when run from it."""
+    installed = os.path.join(package_dir, "templates")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(package_dir), "templates")
+
+
+def _listdir(directory: str, suffix: str) -> list[str]:
+    try:
+        with os.scandir(directory) as it:
+            return sorted(e.name for e in it if e.name.endswith(suffix) and e.is_file())
+    except OSError:
+        return []
+
+
+def files(package_dir: str, templates: str) -> Iterator[tuple[str, str]]:
+    """(name, path) of every file the digest covers, in a fixed order. Names are relative and
+    the same in a checkout and an installed package (`render/env.py`, `templates/hosts.j2`)."""
+    for sub, directory, suffix in (("", package_dir, ".py"),
+                                   ("render/", os.path.join(package_dir, "render"), ".py"),
+                                   ("templates/", templates, ".j2")):
+        for name in _listdir(directory, suffix):
+            yield sub + name, os.path.join(directory, name)
+
+
+def compute(package_dir: str = _PACKAGE, templates: str | None = None) -> bytes:
+    """The digest of the files themselves (what the build writes into `_codeid`)."""
+    from .digest import hash_function
+
+    h = hash_function("sha256")(b"fwcfg-agent code 1\n")
+    for name, path in files(package_dir, templates or template_dir(package_dir)):
+        with open(path, "rb") as f:
+            data = f.read()
+        # the name and the length first: no two different sets of files hash the same input
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.digest()  # type: ignore[no-any-return]
+
+
+def read(package_dir: str = _PACKAGE) -> bytes | None:
+    """The digest the build recorded, or None (no file, or not a digest)."""
+    try:
+        with open(os.path.join(package_dir, FILE), "rb") as f:
+            text = f.read(4 * SIZE)
+        value = bytes.fromhex(text.decode("ascii").strip())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if len(value) == SIZE else None
+
+
+_digest: bytes | None = None
+
+
+def code_digest() -> bytes:
+    """The digest of the templates and the rendering and model code this process runs: the
+    build's `_codeid`, else computed from the files (once per process)."""
+    global _digest
+    if _digest is None:
+        _digest = read() or compute()
+    return _digest
+
+
+def write(package_dir: str, templates: str | None = None) -> str:
+    """Compute the digest of the files under `package_dir` and record it there (at build time).
+    Returns the file written."""
+    path = os.path.join(package_dir, FILE)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(compute(package_dir, templates).hex() + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """`python3 -m fwcfg_agent.codeid [--write]`: print the digest; --write records it in the
+    package (what setup.py's build_py does in the build tree)."""
+    if argv == ["--write"]:
+        path = write(_PACKAGE)
+        print(f"wrote {path}", file=sys.stderr)
+        return 0
+    if argv:
+        print("usage: python3 -m fwcfg_agent.codeid [--write]", file=sys.stderr)
+        return 2
+    print(code_digest().hex())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
