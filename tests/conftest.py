@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.agent import guard
 from tests.fakeroot import (
     write_fwcfg_tree,
     write_netdev,
@@ -62,6 +63,20 @@ def tripwire() -> Iterator[None]:
         yield
     finally:
         _armed = False
+
+
+@pytest.fixture(autouse=True)
+def write_guard(tmp_path: Path) -> Iterator[None]:
+    """Fail any test that writes outside its tmp_path (see tests/agent.py, Guard: only the
+    byte-code cache, /dev/null and hypothesis' database are allowed besides). A test narrows it
+    further with `guard.confined(root)`."""
+    guard.arm([tmp_path])
+    try:
+        yield
+    finally:
+        found = guard.disarm()
+    if found:
+        pytest.fail(f"the test wrote outside {tmp_path}: {found}")
 
 
 def make_guest_root(
