@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,19 +103,17 @@ def test_acpi_status(tmp_path: Path, status: str, expected: bool) -> None:
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.integers(min_value=0, max_value=(1 << 64) - 1))
-def test_acpi_status_bit_zero_decides(tmp_path_factory: pytest.TempPathFactory,
-                                      value: int) -> None:
-    root = tmp_path_factory.mktemp("sta")
+def test_acpi_status_bit_zero_decides(tmp_path: Path, value: int) -> None:
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
     acpi_device(root, f"{value}\n")
     assert present(root) is bool(value & 1)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.binary(max_size=40).filter(lambda b: not b.strip().isdigit()))
-def test_unparsable_status_counts_as_present(tmp_path_factory: pytest.TempPathFactory,
-                                             text: bytes) -> None:
+def test_unparsable_status_counts_as_present(tmp_path: Path, text: bytes) -> None:
     """A status that is not a number says nothing against the described device."""
-    root = tmp_path_factory.mktemp("sta")
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
     dev = acpi_device(root)
     (dev / "status").write_bytes(text)
     assert present(root)
@@ -176,6 +175,7 @@ MODEL = """#!/bin/sh
 # modprobe, modelled: log the arguments and PATH, say something, then act as told.
 echo "$*" >> {log}
 echo "PATH=$PATH" >> {log}
+echo "fds=$(readlink /proc/$$/fd/0) $(readlink /proc/$$/fd/1) $(readlink /proc/$$/fd/2)" >> {log}
 echo "modprobe: some output"
 echo "modprobe: ERROR: some error" >&2
 {body}
@@ -191,8 +191,8 @@ def model(tmp_path: Path, body: str = "exit 0", name: str = "modprobe") -> Path:
 
 def calls(tmp_path: Path) -> list[str]:
     log = tmp_path / "calls"
-    return [line for line in log.read_text().splitlines() if not line.startswith("PATH=")] \
-        if log.exists() else []
+    return [line for line in log.read_text().splitlines()
+            if not line.startswith(("PATH=", "fds="))] if log.exists() else []
 
 
 def wait_gone(pids: list[int]) -> None:
@@ -204,14 +204,13 @@ def wait_gone(pids: list[int]) -> None:
         time.sleep(0.01)
 
 
-def test_wait_returns_the_exit_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capfd: pytest.CaptureFixture[str]) -> None:
+def test_wait_returns_the_exit_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device, "MODPROBE", (str(model(tmp_path)),))
     assert device.modprobe(["qemu_fw_cfg"], wait=True, timeout=30) == 0
     assert calls(tmp_path) == ["-q -a qemu_fw_cfg"]
-    assert "PATH=/usr/sbin:/sbin:/usr/bin:/bin" in (tmp_path / "calls").read_text()
-    out, err = capfd.readouterr()
-    assert "modprobe" not in out + err  # its output goes to /dev/null
+    log = (tmp_path / "calls").read_text()
+    assert "PATH=/usr/sbin:/sbin:/usr/bin:/bin\n" in log
+    assert "fds=/dev/null /dev/null /dev/null\n" in log  # it reads nothing, says nothing
 
     model(tmp_path, "exit 3")
     assert device.modprobe(["qemu_fw_cfg"], wait=True, timeout=30) == 3
