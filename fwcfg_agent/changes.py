@@ -18,12 +18,21 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from .errors import AgentError, RootError, StateError
-from .fsutil import Node, read_node, remove, remove_empty_dirs, sha256, sync_dirs, write_node
-from .journal import Journal, ManagedFile, State, backup_ref, valid_backup
+from .fsutil import (
+    Node,
+    clean_stale_temps,
+    read_node,
+    remove,
+    remove_empty_dirs,
+    sha256,
+    sync_dirs,
+    write_node,
+)
+from .journal import MANAGED_DIRS, Journal, ManagedFile, State
 from .log import MSG_FILE, Log
 from .render import Plan, remove_block
 from .rootfs import Reader, chase, evaluate
-from .runinfo import append, record
+from .runinfo import append
 
 CREATE, UPDATE, REMOVE = "created", "updated", "removed"
 
@@ -123,7 +132,8 @@ def _make(root: str, changes: Sequence[Change], *, selinux: bool,
 
 def execute(changes: Sequence[Change], plan: Plan, root: str, journal: Journal, state: State,
             run: str, base: dict[str, Any], *, selinux: bool, log: Log) -> Outcome:
-    """Make the changes (see the module's docstring for the order). `state` is updated."""
+    """Make the changes (see the module's docstring for the order), if any; `state` is
+    updated to the files the plan manages either way."""
     backups: dict[str, str] = {}
     for c in changes:
         if c.before is not None:
@@ -143,18 +153,21 @@ def execute(changes: Sequence[Change], plan: Plan, root: str, journal: Journal, 
                                         f.shared)
     journal.sync_backups([*backups.values(), *(m.original for m in new_files.values()
                                                if m.original and f"/{run}/" in m.original)])
-    removing = {c.path for c in changes if c.path not in new_files}
-    pending = State({**new_files, **{p: state.files[p] for p in removing if p in state.files}},
-                    plan.hostname, run)
-    journal.save_state(pending)
     files = [file_record(c, backups.get(c.path)) for c in changes]
-    append(root, {**base, "outcome": "pending", "files": files}, sync=True)
-    try:
-        created = _make(root, changes, selinux=selinux)
-    except AgentError as e:
-        journal.save_state(state)
-        append(root, {**base, "outcome": "failed", "error": str(e), "files": []}, sync=True)
-        raise
+    created: list[str] = []
+    if changes:
+        removing = {c.path for c in changes if c.path not in new_files}
+        pending = State({**new_files, **{p: state.files[p] for p in removing
+                                         if p in state.files}}, plan.hostname, run)
+        journal.save_state(pending)
+        append(root, {**base, "outcome": "pending", "files": files}, sync=True)
+        try:
+            created = _make(root, changes, selinux=selinux)
+        except AgentError as e:
+            journal.save_state(state)
+            append(root, {**base, "outcome": "failed", "error": str(e), "files": []},
+                   sync=True)
+            raise
     for c, rec in zip(changes, files):
         log.info(f"{c.action} {c.path}", MSG_FILE, path=c.path, action=c.action, run=run,
                  sha256=rec["sha256_after"], backup=rec["backup"])
@@ -162,6 +175,12 @@ def execute(changes: Sequence[Change], plan: Plan, root: str, journal: Journal, 
     state.hostname = plan.hostname
     state.run = run
     return Outcome(files, created)
+
+
+def clean_temps(root: str) -> None:
+    """The temp files a killed run left next to the files the agent manages."""
+    for d in ("/etc", *MANAGED_DIRS):
+        clean_stale_temps(chase(root, d))
 
 
 def record_outputs(reader: Reader, root: str, plan: Plan, changes: Sequence[Change]) -> None:
@@ -239,5 +258,3 @@ def undo(changes: Sequence[Change], dirs: Sequence[str], root: str, journal: Jou
     return files
 
 
-__all__ = ["Change", "backup_ref", "compute", "execute", "plan_undo", "record", "undo",
-           "valid_backup"]

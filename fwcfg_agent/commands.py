@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from . import snapshot
-from .changes import Change, compute, execute, record_outputs
+from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load
 from .errors import NoDeviceError, PayloadError, StateError
 from .facts import Facts, gather
@@ -136,6 +136,7 @@ def cmd_apply(opts: Options) -> int:
     with RunLock(root):
         if not opts.dry_run:
             journal.clean_temps()
+            clean_temps(root)
         try:
             collected = collect(reader, config, opts.source or config.source, opts.log)
         except NoDeviceError:
@@ -176,12 +177,9 @@ def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal,
     entries = collected.describe()
     base = record(root, "apply", "changed", run=run, source=collected.source, entries=entries,
                   formats=[f.value for f in planned.formats])
-    files: list[dict[str, Any]] = []
-    dirs: list[str] = []
-    if changes:
-        outcome = execute(changes, planned.plan, root, journal, state, run, base,
-                          selinux=selinux_enabled(root == "/"), log=opts.log)
-        files, dirs = outcome.files, outcome.dirs_created
+    outcome = execute(changes, planned.plan, root, journal, state, run, base,
+                      selinux=selinux_enabled(root == "/"), log=opts.log)
+    files, dirs = outcome.files, outcome.dirs_created
     reader.set("f", "var/lib/fwcfg-agent/state.json", journal.save_state(state))
     hostname = planned.plan.hostname if config.set_hostname else None
     _set_hostname(opts, hostname)

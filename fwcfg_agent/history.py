@@ -13,7 +13,7 @@ import sys
 from typing import Any, Optional
 
 from . import snapshot
-from .changes import plan_undo, undo
+from .changes import clean_temps, plan_undo, undo
 from .commands import Options
 from .errors import StateError
 from .fsutil import selinux_enabled
@@ -69,8 +69,8 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
         else:
             matches = [i for i in ids if i == run_id or i.startswith(run_id)]
             if len(matches) != 1:
-                raise StateError(f"no single run that can be rolled back matches {run_id!r} "
-                                 "(see `fwcfg-agent journal`)")
+                raise StateError(f"no single run matches {run_id!r} among the runs that can be "
+                                 "rolled back (see `fwcfg-agent journal`)")
             start = ids.index(matches[0])
         to_undo = list(reversed(candidates[start:]))
         changes, dirs = plan_undo(to_undo, root, journal)  # every check before any change
@@ -82,6 +82,7 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
         base = record(root, "rollback", "changed", run=run, undone=[r["run"] for r in to_undo])
         snapshot.forget(root)  # the files no longer match the entries: the next apply is full
         journal.clean_temps()
+        clean_temps(root)
         files = undo(changes, dirs, root, journal, run, base,
                      selinux=selinux_enabled(root == "/"), log=opts.log)
         if state is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from . import device
 from .rootfs import chase, read_bytes
 
 TYPE_CHECKING = False
@@ -131,23 +132,9 @@ def present(root: str) -> int:
     return sum(1 for n in names if is_ethernet(os.path.join(net, n)))
 
 
-# modprobe, where distributions put it; a test points this at a model of the kernel
-MODPROBE = ("/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe", "/bin/modprobe")
 # The root whose kernel the agent loads NIC drivers into: the running system's. Any other root
 # is an image or a test tree (a test points this at its tree, with a model of the kernel).
 DRIVER_ROOT = "/"
-
-
-def _modprobe(aliases: Sequence[str]) -> Optional[int]:
-    """Start `modprobe -q -b -a ALIAS...` (blacklists honoured) without waiting for it."""
-    for path in MODPROBE:
-        if os.access(path, os.X_OK):
-            try:
-                return os.posix_spawn(path, [path, "-q", "-b", "-a", *aliases],
-                                      {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-            except OSError:
-                return None
-    return None
 
 
 class Waiter:
@@ -174,18 +161,12 @@ class Waiter:
         new = [a for a in driverless_aliases(self.root) if a not in self.requested]
         if new:
             self.requested.update(new)
-            pid = _modprobe(new)
+            pid = device.modprobe(new, wait=False, by_alias=True)
             if pid is not None:
                 self.children.append(pid)
 
     def _reap(self) -> None:
-        for pid in list(self.children):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except OSError:
-                done = pid
-            if done:
-                self.children.remove(pid)
+        self.children = list(device.reap(self.children))
 
     def wait_for_nics(self, timeout: float = NIC_WAIT) -> int:
         """Wait (bounded) until every Ethernet NIC the hardware has shows up as a network

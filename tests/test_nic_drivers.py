@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fwcfg_agent import fast
+from fwcfg_agent import device, fast, nics
 
 PCI_SLOT = "0000:00:03.0"
 PCI_ALIAS = "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
@@ -73,30 +73,33 @@ def calls(root: Path) -> list[str]:
 
 def test_driverless_hardware_is_found_by_modalias(tmp_path: Path) -> None:
     guest(tmp_path)
-    assert fast.expected_nics(str(tmp_path)) == 1
-    assert fast.driverless_aliases(str(tmp_path)) == [PCI_ALIAS]
+    assert nics.expected(str(tmp_path)) == 1
+    assert nics.driverless_aliases(str(tmp_path)) == [PCI_ALIAS]
 
 
 def test_loads_the_transport_then_the_nic_driver(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path)),))
-    assert fast.wait_for_nics(str(tmp_path), 10, load_drivers=True) == 0
-    assert fast.present_nics(str(tmp_path)) == 1
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(tmp_path)),))
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(tmp_path))
+    waiter = nics.Waiter(str(tmp_path))
+    assert waiter.wait_for_nics(10) == 0
+    assert nics.present(str(tmp_path)) == 1
     # one modprobe per newly driverless device, blacklists honoured
     assert calls(tmp_path) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
     # what the agent then logs
-    assert fast.nic_report.startswith("waited ") and fast.nic_report.endswith(
+    assert waiter.report.startswith("waited ") and waiter.report.endswith(
         f"for 1 NIC(s), loading drivers for {PCI_ALIAS} {VIRTIO_ALIAS}")
     # a virtio-net device on PCI is the same NIC as its PCI function: still one NIC
-    assert fast.expected_nics(str(tmp_path)) == 1
-    assert fast.driverless_aliases(str(tmp_path)) == []
+    assert nics.expected(str(tmp_path)) == 1
+    assert nics.driverless_aliases(str(tmp_path)) == []
 
 
 def test_no_driver_is_a_bounded_wait_that_asks_once(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path, netdev=False)),))
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(tmp_path, netdev=False)),))
     start = time.monotonic()
-    assert fast.wait_for_nics(str(tmp_path), 0.5, load_drivers=True) == 1
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(tmp_path))
+    assert nics.Waiter(str(tmp_path)).wait_for_nics(0.5) == 1
     assert time.monotonic() - start < 5
     assert calls(tmp_path) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
 
@@ -105,16 +108,17 @@ def test_only_the_running_system_loads_drivers_by_default(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     """A root other than / is an image or a test tree: its kernel is not ours to load into."""
-    monkeypatch.setattr(fast, "MODPROBE", (str(guest(tmp_path)),))
-    assert fast.wait_for_nics(str(tmp_path), 0.2) == 1
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(tmp_path)),))
+    assert nics.Waiter(str(tmp_path)).wait_for_nics(0.2) == 1
     assert calls(tmp_path) == []
 
 
 def test_without_modprobe_the_wait_still_ends(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     guest(tmp_path)
-    monkeypatch.setattr(fast, "MODPROBE", (str(tmp_path / "no-such-modprobe"),))
-    assert fast.wait_for_nics(str(tmp_path), 0.2, load_drivers=True) == 1
+    monkeypatch.setattr(device, "MODPROBE", (str(tmp_path / "no-such-modprobe"),))
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(tmp_path))
+    assert nics.Waiter(str(tmp_path)).wait_for_nics(0.2) == 1
     assert not os.path.exists(tmp_path / "modprobe.log")
 
 
@@ -126,8 +130,8 @@ def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
     from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
 
     root = tmp_path / "guest"
-    monkeypatch.setattr(fast, "MODPROBE", (str(guest(root)),))
-    monkeypatch.setattr(fast, "DRIVER_ROOT", str(root))
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(root)),))
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(root))
     write_qemu_acpi_device(root)
     write_fwcfg_tree(root, {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"})
     write_os_release(root, ID="debian", VERSION_ID="12")
@@ -146,6 +150,8 @@ def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
             f.unlink()
         d.rmdir()
     (root / "modprobe.log").unlink()
-    assert fast.run(["apply", "--root", str(root)]) == 0, fast.miss
+    done = fast.run(["apply", "--root", str(root)])
+    assert done.code == 0, done.why
     assert calls(root) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
-    assert fast.nics_missing == 0 and "loading drivers for" in fast.nic_report
+    assert done.waiter is not None and done.waiter.missing == 0
+    assert "loading drivers for" in done.waiter.report
