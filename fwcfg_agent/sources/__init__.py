@@ -10,6 +10,7 @@ from .. import device
 from ..errors import NoDeviceError, SourceError
 from ..log import Log
 from ..paths import Root
+from ..rootfs import Reader
 from .base import Entry, EntryInfo, Source
 from .sysfs import SysfsSource
 
@@ -64,7 +65,7 @@ def open_source(root: Root, kind: str, *, max_entry_size: int, device_wait: floa
         if root.is_host:
             _load_module_and_wait(root, device_wait, log)
     if kind in ("auto", "sysfs") and tree.is_dir():
-        source: Source = SysfsSource(tree)
+        source: Source = SysfsSource(Reader(str(root.path)))
     elif kind == "sysfs":
         raise SourceError(f"{tree} does not exist (is the qemu_fw_cfg module available?)")
     else:
