@@ -6,6 +6,7 @@ import fnmatch
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from . import validate
 from .errors import ConfigError, PayloadError
 from .model import Format
 from .payload import parse
@@ -93,6 +94,12 @@ def load(path: Path, *, required: bool = False) -> AgentConfig:
     set_hostname = values["SET_HOSTNAME"].value.lower() if "SET_HOSTNAME" in values else "yes"
     if set_hostname not in ("yes", "no", "true", "false", "1", "0"):
         raise err("SET_HOSTNAME", f"{set_hostname!r} is not yes or no")
+    default_interface = values["DEFAULT_INTERFACE"].value if "DEFAULT_INTERFACE" in values \
+        else "eth0"
+    try:
+        validate.interface_name(default_interface)
+    except ValueError as e:
+        raise err("DEFAULT_INTERFACE", str(e)) from None
     known = {"FORMATS", "INCLUDE", "EXCLUDE", "MAX_ENTRY_SIZE", "DEVICE_WAIT",
              "DEFAULT_INTERFACE", "SOURCE", "SET_HOSTNAME", "KEEP_RUNS"}
     unknown = sorted(set(values) - known)
@@ -104,8 +111,7 @@ def load(path: Path, *, required: bool = False) -> AgentConfig:
         exclude=words("EXCLUDE", DEFAULT_EXCLUDE),
         max_entry_size=int(number("MAX_ENTRY_SIZE", 1 << 20, 1, 1 << 30)),
         device_wait=number("DEVICE_WAIT", 5.0, 0, 60),
-        default_interface=values["DEFAULT_INTERFACE"].value
-        if "DEFAULT_INTERFACE" in values else "eth0",
+        default_interface=default_interface,
         source=source,
         set_hostname=set_hostname in ("yes", "true", "1"),
         keep_runs=int(number("KEEP_RUNS", 50, 1, 10000)),

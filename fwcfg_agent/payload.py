@@ -5,6 +5,10 @@ an optional `export ` prefix, single quotes (literal) and double quotes (with `\
 `\\$` and `` \\` `` escapes). Nothing is expanded or executed: a `$` or a backtick that a shell
 would expand, or any other shell syntax, is an error rather than a literal, so that the same file
 means the same thing to this parser and to a shell.
+
+No value may hold a control character (C0 but for the tab that separates words outside quotes,
+DEL, C1) or a Unicode line or paragraph separator: some reader of the files the values end up in
+takes each of them as a line end (systemd a lone CR, Python's splitlines VT, FF, NEL, U+2028...).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Characters that end or change an unquoted shell word.
 _SHELL_SPECIAL = set(" \t\"'\\$`;&|<>(){}*?[]~!")
 _DQ_ESCAPABLE = set('"\\$`')
+# C0, DEL, C1, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR.
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Assignment(NamedTuple):
@@ -63,14 +69,15 @@ def parse(entry: str, data: bytes) -> Payload:
 
 def _parse_line(entry: str, number: int, raw: str) -> Assignment | None:
     line = raw[:-1] if raw.endswith("\r") else raw
-    if "\0" in line:
-        raise PayloadError(entry, "contains a NUL byte", line=number)
     stripped = line.strip(" \t")
-    if not stripped or stripped.startswith("#"):
-        return None
     if stripped.startswith("export") and stripped[6:7] in (" ", "\t"):
         stripped = stripped[7:].lstrip(" \t")
     m = _KEY.match(stripped)
+    if "\0" in line:  # anywhere, comments included: text files hold no NUL
+        named = m.group() if m and stripped[m.end():m.end() + 1] == "=" else None
+        raise PayloadError(entry, "contains a NUL byte", line=number, key=named)
+    if not stripped or stripped.startswith("#"):
+        return None
     if not m:
         raise PayloadError(entry, f"expected KEY=VALUE, got {_shorten(stripped)!r}", line=number)
     key = m.group()
@@ -81,6 +88,11 @@ def _parse_line(entry: str, number: int, raw: str) -> Assignment | None:
         raise PayloadError(entry, f"expected '=' after the key, got {_shorten(rest)!r}",
                            line=number, key=key)
     value = _parse_value(entry, number, key, rest[1:])
+    bad = CONTROL_CHARS.search(value)
+    if bad:
+        raise PayloadError(entry, f"the value holds the control character U+{ord(bad.group()):04X} "
+                           "(values are one line of text without control characters)",
+                           line=number, key=key)
     return Assignment(key, value, number)
 
 

@@ -4,6 +4,12 @@ Entries apply in name order. Host keys (HOSTNAME, DOMAIN, SEARCH, DNSn) may stan
 a later entry's key overrides an earlier one's, with a notice. Interface keys pick a NIC by
 HWADDR, else by DEVICE, else the guest's first Ethernet NIC; entries that pick the same NIC merge
 key by key in the same way. One entry per NIC is the documented layout.
+
+Numbered keys are matched exactly: `IPADDR` and `IPADDR<digits>` are addresses (likewise PREFIX
+and NETMASK; DNS<digits>, ROUTE<digits>), while `IPADDR_START` or `ROUTE_METRIC` are unknown keys,
+passed through like any other. Every value the model holds passed a check in `validate`; unknown
+keys' values are kept as text without control characters. Every error names the entry, the line
+and the key.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Sequence
 from typing import Callable, NamedTuple, Optional, TypeVar, Union
 
 from . import validate
-from .errors import PayloadError
+from .errors import ConfigError, PayloadError
 from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, Route
 from .payload import Payload
 
@@ -23,6 +29,8 @@ IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
     r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT)\Z"
 )
+# The numbered families, matched exactly (IPADDR and IPADDR<digits>, never IPADDR_START).
+_NUMBERED = re.compile(r"(IPADDR|PREFIX|NETMASK|DNS|ROUTE)([0-9]*)\Z")
 # Known, accepted, and meaningless for a guest that is always configured at boot.
 IGNORED_KEYS = frozenset({"ONBOOT", "IPV6INIT"})
 DEFAULT_PREFIX4 = 24
@@ -41,6 +49,9 @@ class Value(NamedTuple):
     def error(self, key: str, reason: str) -> PayloadError:
         return PayloadError(self.entry, reason, line=self.line, key=key)
 
+    def where(self, key: str) -> str:
+        return f"{self.entry}, line {self.line}, key {key}"
+
 
 class NetDev(NamedTuple):
     """A NIC the guest's kernel shows in /sys/class/net."""
@@ -58,6 +69,35 @@ class Result(NamedTuple):
 Identity = Union[tuple[str, str], None]  # ("mac", m) | ("device", d) | None for the default NIC
 
 
+class Picker(NamedTuple):
+    """How a group of interface settings picks its NIC, for error messages: by `key` (HWADDR or
+    DEVICE) at `value`, or (key None) as the default NIC, `value` being its first setting under
+    the key `first_key`."""
+
+    key: Optional[str]
+    first_key: str
+    value: Value
+
+    def where(self) -> str:
+        return self.value.where(self.key or self.first_key)
+
+    def how(self) -> str:
+        return f"by {self.key}" if self.key else "as the first NIC no entry names"
+
+
+def usable_netdevs(netdevs: Sequence[NetDev], warnings: list[str]) -> list[NetDev]:
+    """The NICs whose name and MAC (read from sysfs: untrusted too) pass the checks, with the
+    MAC made canonical. The others are left out, with a warning: their name or MAC would end up
+    in file names and in files."""
+    out: list[NetDev] = []
+    for d in netdevs:
+        try:
+            out.append(NetDev(validate.interface_name(d.name), validate.mac(d.mac)))
+        except ValueError as e:
+            warnings.append(f"the NIC {d.name[:40]!r} (MAC {d.mac[:40]!r}) is ignored: {e}")
+    return out
+
+
 def build(
     payloads: Sequence[Payload], netdevs: Sequence[NetDev], default_interface: str
 ) -> Result:
@@ -65,16 +105,25 @@ def build(
     warnings: list[str] = []
     host: dict[str, Value] = {}
     groups: dict[Identity, dict[str, Value]] = {}
+    pickers: dict[Identity, Picker] = {}
     host_extra: dict[str, Value] = {}
+    try:
+        validate.interface_name(default_interface)
+    except ValueError as e:
+        raise ConfigError(f"DEFAULT_INTERFACE: {e}") from None
+    netdevs = usable_netdevs(netdevs, warnings)
 
     for payload in payloads:
         items = payload.as_dict()
+        for key, a in items.items():
+            _check_assignment(Value(a.value, payload.entry, a.line), key)
         unknown = [k for k in items if not HOST_KEYS.match(k) and not IFACE_KEYS.match(k)]
         iface_keys = [k for k in items if IFACE_KEYS.match(k)]
         target: Optional[dict[str, Value]] = None
         if iface_keys:
-            ident = _identity(payload)
+            ident, picker = _identity(payload, iface_keys[0])
             target = groups.setdefault(ident, {})
+            pickers.setdefault(ident, picker)
         for key, a in items.items():
             v = Value(a.value, payload.entry, a.line)
             dest = host if HOST_KEYS.match(key) else target if IFACE_KEYS.match(key) else None
@@ -97,26 +146,26 @@ def build(
     claimed = {by_mac.get(i[1]) if i[0] == "mac" else i[1] for i in groups if i is not None}
     free = [d for d in netdevs if d.name not in claimed]
     interfaces: list[Interface] = []
-    names: dict[str, str] = {}
+    names: dict[str, Picker] = {}
     for ident, values in groups.items():
         iface = _interface(ident, values, by_mac, free, default_interface, notices, warnings)
+        picker = pickers[ident]
         first = names.get(iface.name)
         if first is not None:
-            raise PayloadError(
-                iface.source[0],
-                f"interface {iface.name} is also configured by {first}, which picks it "
-                "another way (use the same HWADDR or DEVICE in both)",
+            raise picker.value.error(
+                picker.key or picker.first_key,
+                f"picks interface {iface.name} {picker.how()}, and {first.where()} picks it "
+                f"{first.how()}: use the same HWADDR or DEVICE in both",
             )
-        names[iface.name] = iface.source[0]
+        names[iface.name] = picker
         interfaces.append(iface)
 
     hostname = _opt(host, "HOSTNAME", validate.hostname)
     domains = _opt(host, "DOMAIN", validate.domain_list) or ()
     search = _opt(host, "SEARCH", validate.domain_list) or ()
     dns = tuple(
-        _get(host, k, validate.ip_address) for k in sorted(
-            (k for k in host if k.startswith("DNS")), key=lambda k: int(k[3:])
-        )
+        _get(host, k, validate.ip_address)
+        for k in sorted((k for k in host if _family(k) == "DNS"), key=_index_of)
     )
     extra = tuple(sorted((k, v.value) for k, v in host_extra.items()))
     config = HostConfig(
@@ -130,16 +179,50 @@ def build(
     return Result(config, notices, warnings)
 
 
-def _identity(payload: Payload) -> Identity:
+def _check_assignment(v: Value, key: str) -> None:
+    """What holds for every assignment, known key or not: an ASCII identifier for a key, a
+    key number that int() can take, text without control characters for a value. (The parser
+    ensures all of it already; a Payload made some other way must not get further.)"""
+    _check(Value(key, v.entry, v.line), key, validate.key)
+    m = _NUMBERED.match(key)
+    if m and m.group(2):
+        _check(Value(m.group(2), v.entry, v.line), key, validate.index)
+    _check(v, key, validate.text)
+
+
+def _family(key: str) -> Optional[str]:
+    """IPADDR for IPADDR and IPADDR7, None for IPADDR_START (likewise for every family);
+    ROUTE and DNS need their number."""
+    m = _NUMBERED.match(key)
+    if not m or (not m.group(2) and m.group(1) in ("DNS", "ROUTE")):
+        return None
+    return m.group(1)
+
+
+def _suffix(key: str) -> str:
+    m = _NUMBERED.match(key)
+    assert m is not None
+    return m.group(2)
+
+
+def _index_of(key: str) -> int:
+    digits = _suffix(key)
+    return int(digits) if digits else -1  # at most MAX_INDEX_DIGITS: checked on the way in
+
+
+def _identity(payload: Payload, first_key: str) -> tuple[Identity, Picker]:
     items = payload.as_dict()
     hw = items.get("HWADDR")
     if hw is not None:
-        return ("mac", _check(Value(hw.value, payload.entry, hw.line), "HWADDR", validate.mac))
+        v = Value(hw.value, payload.entry, hw.line)
+        return ("mac", _check(v, "HWADDR", validate.mac)), Picker("HWADDR", "HWADDR", v)
     dev = items.get("DEVICE")
     if dev is not None:
-        return ("device", _check(Value(dev.value, payload.entry, dev.line), "DEVICE",
-                                 validate.ifname))
-    return None
+        v = Value(dev.value, payload.entry, dev.line)
+        return (("device", _check(v, "DEVICE", validate.interface_name)),
+                Picker("DEVICE", "DEVICE", v))
+    a = items[first_key]
+    return None, Picker(None, first_key, Value(a.value, payload.entry, a.line))
 
 
 def _interface(
@@ -152,7 +235,7 @@ def _interface(
     warnings: list[str],
 ) -> Interface:
     sources = tuple(dict.fromkeys(x.entry for x in v.values()))
-    device = _opt(v, "DEVICE", validate.ifname)
+    device = _opt(v, "DEVICE", validate.interface_name)
     mac: Optional[str] = None
     if ident is not None and ident[0] == "mac":
         mac = ident[1]
@@ -186,24 +269,29 @@ def _interface(
         raise v["TYPE"].error("TYPE", f"{v['TYPE'].value!r}: only Ethernet is supported")
     boot = _opt(v, "BOOTPROTO", _bootproto) or BootProto.STATIC
 
-    addresses: list[IPInterface] = []
-    for key in sorted((k for k in v if k.startswith("IPADDR")), key=_index_of):
-        addresses.append(_ipv4_with_prefix(v, key, notices))
-    for key in ("PREFIX", "NETMASK"):
-        for k in v:
-            if k.startswith(key) and "IPADDR" + k[len(key):] not in v:
-                raise v[k].error(k, f"there is no IPADDR{k[len(key):]} for it to apply to")
+    # every address with the key (and its place) that gave it
+    addresses: list[tuple[IPInterface, str]] = []
+    for key in sorted((k for k in v if _family(k) == "IPADDR"), key=_index_of):
+        addresses.append((_ipv4_with_prefix(v, key, notices), key))
+    for k in v:
+        family = _family(k)
+        if family in ("PREFIX", "NETMASK") and "IPADDR" + _suffix(k) not in v:
+            raise v[k].error(k, f"there is no IPADDR{_suffix(k)} for it to apply to")
     if "IPV6ADDR" in v:
-        addresses.append(_ipv6_with_prefix(v["IPV6ADDR"], "IPV6ADDR", v["IPV6ADDR"].value))
+        addresses.append((_ipv6_with_prefix(v["IPV6ADDR"], "IPV6ADDR", v["IPV6ADDR"].value),
+                          "IPV6ADDR"))
     if "IPV6ADDR_SECONDARIES" in v:
-        for word in v["IPV6ADDR_SECONDARIES"].value.split():
-            addresses.append(_ipv6_with_prefix(v["IPV6ADDR_SECONDARIES"], "IPV6ADDR_SECONDARIES",
-                                               word))
-    seen: set[IPAddress] = set()
-    for a in addresses:
-        if a.ip in seen:
-            raise PayloadError(sources[0], f"address {a.ip} is given twice", key="IPADDR")
-        seen.add(a.ip)
+        for word in validate.words(v["IPV6ADDR_SECONDARIES"].value):
+            addresses.append((_ipv6_with_prefix(v["IPV6ADDR_SECONDARIES"],
+                                                "IPV6ADDR_SECONDARIES", word),
+                              "IPV6ADDR_SECONDARIES"))
+    seen: dict[IPAddress, str] = {}
+    for a, key in addresses:
+        first = seen.get(a.ip)
+        if first is not None:
+            where = "in the same key" if first == key else f"by {v[first].where(first)}"
+            raise v[key].error(key, f"address {a.ip} is given twice (also {where})")
+        seen[a.ip] = key
 
     if boot is BootProto.STATIC and not addresses:
         # point at BOOTPROTO if given, else at the first setting for this NIC
@@ -211,33 +299,36 @@ def _interface(
         raise v[key].error(key, f"interface {name} is static (BOOTPROTO) but has no IPADDR "
                                 "or IPV6ADDR")
     gateway = _opt(v, "GATEWAY", validate.ipv4_address)
-    gateway6 = _opt(v, "IPV6_DEFAULTGW", validate.ipv6_address)
+    gateway6 = None
+    if "IPV6_DEFAULTGW" in v:
+        gw6 = _gateway(v["IPV6_DEFAULTGW"], "IPV6_DEFAULTGW", name, warnings)
+        if not isinstance(gw6, ipaddress.IPv6Address):
+            raise v["IPV6_DEFAULTGW"].error("IPV6_DEFAULTGW", f"{gw6} is not an IPv6 address")
+        gateway6 = gw6
+    nets = [a.network for a, _ in addresses]
     for gw, key in ((gateway, "GATEWAY"), (gateway6, "IPV6_DEFAULTGW")):
         if gw is not None and boot is not BootProto.DHCP and not any(
-            gw in a.network for a in addresses
+            gw in n for n in nets
         ) and not (gw.version == 6 and gw.is_link_local):
             warnings.append(
-                f"{v[key].entry}, line {v[key].line}, key {key}: {gw} is not in any of "
-                f"{name}'s subnets; it is configured as on-link"
+                f"{v[key].where(key)}: {gw} is not in any of {name}'s subnets; it is "
+                "configured as on-link"
             )
     routes = tuple(
-        _route(v[k], k) for k in sorted((k for k in v if k.startswith("ROUTE")), key=_index_of)
+        _route(v[k], k, name, warnings)
+        for k in sorted((k for k in v if _family(k) == "ROUTE"), key=_index_of)
     )
     mtu = _opt(v, "MTU", validate.mtu)
-    if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a in addresses):
+    if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
+                                                                  addresses):
         raise v["MTU"].error("MTU", f"{mtu} is below IPv6's minimum of {validate.MTU_MIN_IPV6}")
     extra = tuple(sorted(
         (k, x.value) for k, x in v.items() if not IFACE_KEYS.match(k) and not HOST_KEYS.match(k)
     ))
     return Interface(
-        name=name, mac=mac, bootproto=boot, addresses=tuple(addresses), gateway=gateway,
-        gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
+        name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
+        gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
     )
-
-
-def _index_of(key: str) -> int:
-    digits = key.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ_")
-    return int(digits) if digits else -1
 
 
 def _bootproto(value: str) -> BootProto:
@@ -248,7 +339,7 @@ def _bootproto(value: str) -> BootProto:
 
 
 def _ipv4_with_prefix(v: dict[str, Value], key: str, notices: list[str]) -> IPInterface:
-    suffix = key[len("IPADDR"):]
+    suffix = _suffix(key)
     raw = v[key]
     text, _, inline = raw.value.partition("/")
     addr = _check(Value(text, raw.entry, raw.line), key, validate.ipv4_address)
@@ -282,8 +373,20 @@ def _ipv6_with_prefix(raw: Value, key: str, word: str) -> IPInterface:
     return _check(raw, key, lambda _: validate.host_interface(addr, n))
 
 
-def _route(raw: Value, key: str) -> Route:
-    words = raw.value.split()
+def _gateway(raw: Value, key: str, name: str, warnings: list[str],
+             text: Optional[str] = None) -> IPAddress:
+    """A gateway's address, without its scope ID: the files are the interface's own, so the
+    gateway is on that interface. A scope ID naming another interface is a warning."""
+    addr, scope = _check(Value(raw.value if text is None else text, raw.entry, raw.line), key,
+                         validate.gateway)
+    if scope is not None and scope != name:
+        warnings.append(f"{raw.where(key)}: the scope ID %{scope} of {addr} is not {name}, the "
+                        f"interface these settings are for; {addr} is configured on {name}")
+    return addr
+
+
+def _route(raw: Value, key: str, name: str, warnings: list[str]) -> Route:
+    words = validate.words(raw.value)
     if not words:
         raise raw.error(key, "is empty; expected 'DEST/PREFIX via GATEWAY [metric N]'")
     dest_text, rest = words[0], words[1:]
@@ -294,10 +397,11 @@ def _route(raw: Value, key: str) -> Route:
     metric: Optional[int] = None
     while rest:
         if len(rest) < 2 or rest[0] not in ("via", "metric"):
-            raise raw.error(key, f"expected 'via GATEWAY' or 'metric N', got {' '.join(rest)!r}")
+            raise raw.error(key, f"expected 'via GATEWAY' or 'metric N', got "
+                                 f"{' '.join(rest)[:60]!r}")
         word, arg, rest = rest[0], rest[1], rest[2:]
         if word == "via":
-            gateway = _check(Value(arg, raw.entry, raw.line), key, validate.ip_address)
+            gateway = _gateway(raw, key, name, warnings, arg)
             if gateway.version != dest.version:
                 raise raw.error(key, f"gateway {gateway} is not of the family of {dest}")
         else:

@@ -1,17 +1,69 @@
-"""Checks for single values. Each returns the normalised value or raises ValueError(reason)."""
+"""Checks for single values. Each returns the normalised value or raises ValueError(reason).
+
+What a check returns is what the files say: ipaddress objects (written with str()), ints, and
+names that passed a whitelist. Nothing of the input string reaches a file unless a check has
+accepted every character of it.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Optional
 
 from .model import IPAddress, IPInterface, IPNetwork
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+# Interface names as the kernel allows them (1-15 bytes; no '/', ':' or whitespace), narrowed
+# to characters that are inert in every format and in file names.
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
+# C0, DEL, C1, and the Unicode line and paragraph separators: everything that some reader
+# (systemd: a lone CR; Python's splitlines: VT, FF, FS, GS, RS, NEL, U+2028/9) takes as the end
+# of a line, and every other control character besides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_DECIMAL = re.compile(r"[0-9]+\Z")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 MTU_MIN, MTU_MAX, MTU_MIN_IPV6 = 68, 65535, 1280
+MAX_INDEX_DIGITS = 9  # IPADDR<n>, DNS<n>, ROUTE<n>: n < 10**9
+
+
+def text(value: str) -> str:
+    """Free text (the value of a key the agent passes through): one line, no control
+    characters."""
+    m = _CONTROL.search(value)
+    if m:
+        raise ValueError(f"contains the control character U+{ord(m.group()):04X} (values are one "
+                         "line of text without control characters)")
+    return value
+
+
+def key(value: str) -> str:
+    """A payload key: an ASCII shell variable name."""
+    if not _KEY.match(value):
+        raise ValueError(f"{value[:40]!r} is not a key (letters, digits and '_', not starting "
+                         "with a digit)")
+    return value
+
+
+def index(digits: str) -> int:
+    """The number of a numbered key (DNS2, IPADDR1, ROUTE3): ASCII digits, at most
+    MAX_INDEX_DIGITS of them."""
+    if not _DECIMAL.match(digits):
+        raise ValueError(f"{digits[:20]!r} is not a key number")
+    if len(digits) > MAX_INDEX_DIGITS:
+        raise ValueError(f"the key number ({len(digits)} digits) is too large: at most "
+                         f"{MAX_INDEX_DIGITS} digits")
+    return int(digits)
+
+
+def _decimal(value: str, top: int, what: str) -> int:
+    """A non-negative ASCII decimal number up to `top` (never int() on a huge or non-ASCII
+    string: str.isdigit() is true for '²' and '٣', and int() refuses 4300+ digits)."""
+    if not _DECIMAL.match(value) or len(value.lstrip("0")) > len(str(top)) or int(value) > top:
+        raise ValueError(f"{value[:40]!r} is not {what}")
+    return int(value)
 
 
 def hostname(value: str) -> str:
@@ -34,8 +86,16 @@ def hostname(value: str) -> str:
     return value
 
 
+def words(value: str, separators: str = " \t") -> list[str]:
+    """Split on the ASCII separators only (str.split() also splits on NBSP, U+3000, ...,
+    which a shell reading the same value does not)."""
+    for sep in separators[1:]:
+        value = value.replace(sep, separators[0])
+    return [w for w in value.split(separators[0]) if w]
+
+
 def domain_list(value: str) -> tuple[str, ...]:
-    names = tuple(value.replace(",", " ").split())
+    names = tuple(words(value, " \t,"))
     if not names:
         raise ValueError("is empty")
     for name in names:
@@ -43,11 +103,18 @@ def domain_list(value: str) -> tuple[str, ...]:
     return names
 
 
+def _no_scope(value: str, what: str) -> None:
+    if "%" in value:
+        raise ValueError(f"{value[:60]!r}: a scope ID ('%...') is allowed only on a link-local "
+                         f"IPv6 gateway, not on {what}")
+
+
 def ip_address(value: str) -> IPAddress:
+    _no_scope(value, "an address")
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
+        raise ValueError(f"{value[:60]!r} is not an IP address") from None
 
 
 def ipv4_address(value: str) -> ipaddress.IPv4Address:
@@ -64,15 +131,33 @@ def ipv6_address(value: str) -> ipaddress.IPv6Address:
     return addr
 
 
+def gateway(value: str) -> tuple[IPAddress, Optional[str]]:
+    """A gateway: an address, and for a link-local IPv6 one optionally `%IFNAME`, the interface
+    it is reached through. Returns the address without the scope ID, and the scope ID (an
+    interface name) or None. The files the agent writes are per interface: they say which
+    interface a gateway is on without a scope ID (which most of their readers refuse)."""
+    text, percent, scope = value.partition("%")
+    addr = ip_address(text)
+    if not percent:
+        return addr, None
+    if addr.version != 6 or not addr.is_link_local:
+        raise ValueError(f"{value[:60]!r}: a scope ID ('%...') is allowed only on a link-local "
+                         "IPv6 gateway (fe80::/10)")
+    try:
+        return addr, interface_name(scope)
+    except ValueError as e:
+        raise ValueError(f"the scope ID of {text} {e}") from None
+
+
 def prefix(value: str, version: int) -> int:
     top = 32 if version == 4 else 128
-    if not value.isdigit() or int(value) > top:
-        raise ValueError(f"{value!r} is not a prefix length from 0 to {top}")
-    return int(value)
+    return _decimal(value, top, f"a prefix length from 0 to {top}")
 
 
 def netmask(value: str) -> int:
     """A dotted IPv4 netmask, returned as its prefix length."""
+    if not value or "/" in value or not all(c in "0123456789." for c in value):
+        raise ValueError(f"{value[:40]!r} is not a contiguous IPv4 netmask")
     try:
         return ipaddress.IPv4Network(f"0.0.0.0/{value}").prefixlen
     except ValueError:
@@ -96,15 +181,17 @@ def host_interface(address: IPAddress, length: int) -> IPInterface:
 
 
 def network(value: str) -> IPNetwork:
+    _no_scope(value, "a route's destination")
     try:
         return ipaddress.ip_network(value)
     except ValueError as e:
-        raise ValueError(f"{value!r} is not a network ({e})") from None
+        raise ValueError(f"{value[:60]!r} is not a network ({str(e)[:100]})") from None
 
 
 def mac(value: str) -> str:
+    """A NIC's MAC address, canonical: lower case, ':'-separated."""
     if not _MAC.match(value):
-        raise ValueError(f"{value!r} is not a MAC address (six hex octets separated by ':')")
+        raise ValueError(f"{value[:40]!r} is not a MAC address (six hex octets separated by ':')")
     norm = value.replace("-", ":").lower()
     first = int(norm[:2], 16)
     if first & 1:
@@ -115,21 +202,25 @@ def mac(value: str) -> str:
 
 
 def mtu(value: str) -> int:
-    if not value.isdigit() or not MTU_MIN <= int(value) <= MTU_MAX:
+    n = _decimal(value, MTU_MAX, f"an MTU from {MTU_MIN} to {MTU_MAX}")
+    if n < MTU_MIN:
         raise ValueError(f"{value!r} is not an MTU from {MTU_MIN} to {MTU_MAX}")
-    return int(value)
+    return n
 
 
-def ifname(value: str) -> str:
-    """Interface names as the kernel allows them, narrowed to characters safe in file names."""
+def interface_name(value: str) -> str:
+    """An interface name as the kernel allows it, narrowed to characters that are inert in
+    every format and in file names: 1-15 of A-Z a-z 0-9 _ . -, not '.' or '..'."""
     if not _IFNAME.match(value) or value in (".", ".."):
         raise ValueError(
-            f"{value!r} is not an interface name (1-15 of A-Z a-z 0-9 _ . -, not '.' or '..')"
+            f"{value[:40]!r} is not an interface name (1-15 of A-Z a-z 0-9 _ . -, not '.' "
+            "or '..')"
         )
     return value
 
 
+ifname = interface_name  # the name the payload code has always used
+
+
 def metric(value: str) -> int:
-    if not value.isdigit() or int(value) > 0xFFFFFFFF:
-        raise ValueError(f"{value!r} is not a route metric")
-    return int(value)
+    return _decimal(value, 0xFFFFFFFF, "a route metric (0 to 4294967295)")

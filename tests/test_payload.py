@@ -51,7 +51,8 @@ def test_line_numbers_are_recorded() -> None:
         (b"just words\n", 1, "just", "expected '='"),
         (b"A=x\\y\n", 1, "A", "backslash"),
         (b"A=\xff\n", 1, None, "not UTF-8"),
-        (b"A=1\nB=\x00\n", 2, None, "NUL"),
+        (b"A=1\nB=\x00\n", 2, "B", "NUL"),
+        (b"A=1\n# a comment \x00\n", 2, None, "NUL"),
         (b"A=a|b\n", 1, "A", "shell syntax"),
         (b"A=*\n", 1, "A", "shell syntax"),
     ],
@@ -93,14 +94,79 @@ def test_arbitrary_text_parse_or_raise_payload_error(lines: list[str]) -> None:
         assert e.entry == "opt/fuzz"
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True),
-                       st.text(alphabet=st.characters(blacklist_characters="\n\r\x00",
-                                                      codec="utf-8"),
-                               max_size=30), max_size=6))
-def test_single_quoted_values_round_trip(d: dict[str, str]) -> None:
-    def q(v: str) -> str:
-        return "'" + v.replace("'", "'\"'\"'") + "'"
+# Every character a value may hold: anything but C0, DEL, C1 (category Cc) and the Unicode line
+# and paragraph separators (Zl, Zp).
+VALUE_TEXT = st.text(alphabet=st.characters(exclude_categories=["Cc", "Zl", "Zp", "Cs"],
+                                            codec="utf-8"), max_size=30)
+CONTROL = st.sampled_from(["\r", "\n", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\x9b",
+                           "\u2028", "\u2029", "\t", "\x00", "\x1c"])
 
-    data = "".join(f"{k}={q(v)}\n" for k, v in d.items()).encode()
+
+def _sq(v: str) -> str:
+    return "'" + v.replace("'", "'\"'\"'") + "'"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,10}", fullmatch=True), VALUE_TEXT,
+                       max_size=6))
+def test_single_quoted_values_round_trip(d: dict[str, str]) -> None:
+    data = "".join(f"{k}={_sq(v)}\n" for k, v in d.items()).encode()
     assert values(data) == d
+
+
+# Control characters (issue 12): systemd ends a line at a lone CR, Python's splitlines at VT, FF,
+# FS..RS, NEL, U+2028/9. Before the fix, each of these was kept inside the value and the first
+# one reached a .network file as `DNS=fe80::53%x` + a line `Domains=evil.example`.
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "key", "char"),
+    [
+        (b'IPADDR=10.0.0.5\nDNS1="fe80::53%x\rDomains=evil.example"\n', 2, "DNS1", "U+000D"),
+        (b"A=1\rB=2\n", 1, "A", "U+000D"),  # unquoted: a shell would read A as "1\rB=2"
+        (b"A=1\r\r\n", 1, "A", "U+000D"),  # one CR before LF is a CRLF line end, two are not
+        (b"A='x\x0by'\n", 1, "A", "U+000B"),
+        (b"A='x\x0cy'\n", 1, "A", "U+000C"),
+        (b"A='\tindented'\n", 1, "A", "U+0009"),
+        (b"A='esc \x1b[2J'\n", 1, "A", "U+001B"),
+        (b"A=x\x7f\n", 1, "A", "U+007F"),
+        ("A='next\x85line'\n".encode(), 1, "A", "U+0085"),
+        ("A='csi\x9b'\n".encode(), 1, "A", "U+009B"),
+        ("\nZONE='a\u2028b'\n".encode(), 2, "ZONE", "U+2028"),
+        ("ZONE=\"a\u2029b\"\n".encode(), 1, "ZONE", "U+2029"),
+        (b"export HOSTNAME='a\x1eb'\n", 1, "HOSTNAME", "U+001E"),
+    ],
+)
+def test_control_characters_in_values_are_errors(data: bytes, line: int, key: str,
+                                                 char: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        parse("opt/GuestInfo", data)
+    e = info.value
+    assert (e.entry, e.line, e.key) == ("opt/GuestInfo", line, key)
+    assert char in e.reason and "control character" in e.reason
+
+
+def test_crlf_line_ends_and_tabs_between_words_are_still_fine() -> None:
+    assert values(b"A=1\r\nB='x y'\t# tab before a comment\r\n\tC=3\n") == {
+        "A": "1", "B": "x y", "C": "3"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(VALUE_TEXT, CONTROL, VALUE_TEXT, st.sampled_from(["single", "double"]),
+       st.integers(min_value=0, max_value=3))
+def test_a_control_character_anywhere_in_a_value_is_an_error(
+        before: str, char: str, after: str, quoting: str, blank_lines: int) -> None:
+    value = before + char + after
+    if quoting == "single":
+        text = _sq(value)
+    else:
+        text = '"' + "".join("\\" + c if c in '"\\$`' else c for c in value) + '"'
+    data = ("\n" * blank_lines + f"KEY={text}\n").encode()
+    with pytest.raises(PayloadError) as info:
+        parse("opt/fuzz", data)
+    e = info.value
+    if char == "\n":  # the line ends inside the quotes
+        assert "unterminated" in e.reason
+    else:
+        assert "control character" in e.reason or "NUL" in e.reason
+    assert (e.line, e.key) == (blank_lines + 1, "KEY")

@@ -4,15 +4,12 @@ that need neither jinja2 nor any heavy module. `env.py` registers them in the ji
 
 from __future__ import annotations
 
+from . import escape
+
 TYPE_CHECKING = False  # typing is not loaded for this module: mypy reads it, Python does not
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
-
-try:  # the C half of json: json.dumps without loading json (and re)
-    from _json import encode_basestring_ascii as _json_str
-except ImportError:  # pragma: no cover - CPython always has it
-    from json import dumps as _json_str
 
 # How the templates are written (whitespace control, no HTML escaping): the jinja2 environment
 # that precompiles them at build time and the one that runs them are both made with these.
@@ -20,22 +17,11 @@ SYNTAX: dict[str, Any] = {"autoescape": False, "trim_blocks": True, "lstrip_bloc
                           "keep_trailing_newline": True}
 
 
-def shquote(value: object) -> str:
-    """Quote for a file that a shell sources (ifcfg): nothing in it can expand or run."""
-    s = str(value)
-    return "'" + s.replace("'", "'\"'\"'") + "'"
-
-
-def yamlstr(value: object) -> str:
-    """A YAML double-quoted scalar: the JSON string (JSON strings are valid YAML)."""
-    return str(_json_str(str(value)))
-
-
-def keyfile(value: object) -> str:
-    """A GKeyFile value: escape backslash, leading space and control characters."""
-    s = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-    s = s.replace("\r", "\\r")
-    return "\\s" + s[1:] if s.startswith(" ") else s
+# The escaping functions: one per output format, in escape.py (see its table). shquote, yamlstr
+# and keyfile are the names the templates have always used; override templates may use them.
+shquote = escape.shell
+yamlstr = escape.yaml
+keyfile = escape.keyfile
 
 
 def netmask(iface: Any) -> str:
@@ -94,5 +80,8 @@ def carries_dns(iface: Any, config: Any) -> bool:
 FILTERS: dict[str, Callable[..., Any]] = {
     "shquote": shquote, "yamlstr": yamlstr, "keyfile": keyfile, "netmask": netmask,
     "uuid5": uuid5,
+    # escaping, one filter per format (escape.py)
+    "sh": escape.shell, "shvar": escape.shell_name, "word": escape.word, "unit": escape.unit,
+    "yaml": escape.yaml, "hosts": escape.hosts, "comment": escape.comment,
 }
 TESTS: dict[str, Callable[..., bool]] = {"offlink": offlink, "carries_dns": carries_dns}
