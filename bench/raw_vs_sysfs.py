@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from fwcfg_agent.errors import AgentError, SourceError
+from fwcfg_agent.rootfs import Reader
 from fwcfg_agent.sources.raw import PortOpener, SysfsWriter, open_raw_source
 from fwcfg_agent.sources.sysfs import SysfsSource
 
@@ -61,7 +62,7 @@ def run(
     sysfs_write: Optional[SysfsWriter] = None,
     machine: Optional[str] = None,
 ) -> Result:
-    sysfs = SysfsSource(root / SYSFS_TREE)
+    sysfs = SysfsSource(Reader(str(root)))
     by_name = {e.name: e for e in sysfs.entries()}
     if name not in by_name:
         raise SourceError(f"{name}: not in {root / SYSFS_TREE} (is qemu_fw_cfg loaded?)")

@@ -97,8 +97,9 @@ class Checkout:
 
     @property
     def has_template_cache(self) -> bool:
-        """The packages ship the templates precompiled (fwcfg_agent/render/cache.py)."""
-        return (self.path / "fwcfg_agent/render/cache.py").exists()
+        """The packages ship the templates precompiled (fwcfg_agent/render/cache.py) and the
+        code digest (fwcfg_agent/codeid.py)."""
+        return (self.path / "fwcfg_agent/codeid.py").exists()
 
     @property
     def has_extension(self) -> bool:
@@ -255,48 +256,27 @@ def _check_launcher(installed: Path, checkout: Checkout) -> None:
         assert installed.read_text().startswith("#!/usr/bin/python3")
 
 
-# Run by the packaged python3 against the packaged tree: every packaged template has a bytecode
-# entry in the packaged cache that this interpreter and jinja2 accept (else they would compile
-# it again at every boot).
+# Run by the packaged python3 against the packaged tree: the build precompiled every packaged
+# template (render/cache.py) with a jinja2 this python3 has, so the agent uses those modules and
+# compiles nothing at boot; and the build's code digest (_codeid) is that of the shipped files.
 _CACHE_PROBE = """
-from jinja2 import Environment
-from jinja2.bccache import Bucket
-from fwcfg_agent.render.cache import TemplateCache
-from fwcfg_agent.render.lite import packaged_cache_dir
+from fwcfg_agent import codeid
+from fwcfg_agent.render.cache import check
 from fwcfg_agent.render.env import packaged_template_dir
 d = packaged_template_dir()
-cache = TemplateCache([packaged_cache_dir(d)], None)
-stale = []
-names = sorted(t.name for t in d.glob("*.j2"))
-for name in names:
-    b = Bucket(Environment(), cache.get_cache_key(name),
-               cache.get_source_checksum((d / name).read_text()))
-    cache.load_bytecode(b)
-    if b.code is None:
-        stale.append(name)
-from fwcfg_agent.render.lite import LITE_DIR, LiteTemplates
-from fwcfg_agent.render.filters import Unsupported
-lite = LiteTemplates([d], [packaged_cache_dir(d) / LITE_DIR])
-no_lite = []
-for name in names:
-    try:
-        lite._root(name)
-    except Unsupported:
-        no_lite.append(name)
 print(d)
-print(len(names))
-print(" ".join(stale) or "-")
-print(" ".join(no_lite) or "-")
+print(len(list(d.glob("*.j2"))))
+print(check() or "-")
+print(codeid.read() is not None and codeid.read() == codeid.compute())
 """
 
 
 def _check_template_cache(site_root: Path, cwd: Path) -> None:
     env = {**_clean_env(), "PYTHONPATH": str(site_root)}
-    out = _run([SYSTEM_PYTHON, "-c", _CACHE_PROBE], env=env, cwd=cwd).stdout.split("\n")
+    out = _run([SYSTEM_PYTHON, "-B", "-c", _CACHE_PROBE], env=env, cwd=cwd).stdout.split("\n")
     assert out[0].startswith(str(site_root)), out
-    assert int(out[1]) > 0 and out[2] == "-", f"templates without packaged bytecode: {out[2]}"
-    # and the light runtime runs every one of them without jinja2 (render/lite.py)
-    assert out[3] == "-", f"templates without usable generated code: {out[3]}"
+    assert int(out[1]) > 0 and out[2] == "-", f"packaged templates not precompiled: {out[2]}"
+    assert out[3] == "True", "fwcfg_agent/_codeid missing or not the digest of the packaged files"
 
 
 @needs_deb
