@@ -202,6 +202,8 @@ def _target(journal: Journal, f: dict[str, Any]) -> Optional[Node]:
     else:
         if not f.get("backup"):
             raise StateError(f"the journal kept no backup of {f['path']}")
+        if f["backup"].split("/", 2)[2] != f["path"].lstrip("/"):
+            raise StateError(f"the journal names {f['backup']} as the backup of {f['path']}")
         node = journal.read_backup(f["backup"])
         mode = f.get("mode_before")
         if node.kind == "reg" and mode is not None:

@@ -57,10 +57,10 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
     root = opts.root
     journal = Journal(root)
     with RunLock(root):
-        runs, bad = journal.records()
-        if bad:
-            opts.log.warning(f"skipped {bad} damaged journal line(s)")
-        candidates = undoable(runs)
+        scan = journal.scan()
+        if scan.torn:
+            opts.log.warning(f"skipped {scan.torn} journal line(s) that are not JSON")
+        candidates = undoable(scan.runs)
         if not candidates:
             raise StateError("the journal has no run with changes left to roll back")
         ids = [r["run"] for r in candidates]
@@ -72,6 +72,10 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
                 raise StateError(f"no single run matches {run_id!r} among the runs that can be "
                                  "rolled back (see `fwcfg-agent journal`)")
             start = ids.index(matches[0])
+        later = [n for n in scan.damaged if n > scan.first_line[ids[start]]]
+        if later:  # a run this rollback would have to undo may hide there
+            raise StateError(f"journal line {later[0]} is damaged: cannot tell what the runs "
+                             "to roll back changed; nothing was changed")
         to_undo = list(reversed(candidates[start:]))
         changes, dirs = plan_undo(to_undo, root, journal)  # every check before any change
         try:

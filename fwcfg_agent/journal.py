@@ -136,12 +136,30 @@ def valid_record(rec: object) -> bool:
             return False
         if f.get("backup") is not None and not valid_backup(f.get("backup")):
             return False
-        for key in ("sha256_before", "sha256_after", "mode", "mode_before", "link_before"):
+        for key in ("sha256_before", "sha256_after", "link_before"):
             if f.get(key) is not None and not isinstance(f.get(key), str):
+                return False
+        for key in ("mode", "mode_before"):
+            mode = f.get(key)
+            if mode is not None and not (isinstance(mode, str) and 0 < len(mode) <= 4
+                                         and set(mode) <= set("01234567")):
                 return False
     dirs = rec.get("dirs_created", [])
     return isinstance(dirs, list) and all(isinstance(d, str) and d.startswith("/etc/")
                                           and ".." not in d.split("/") for d in dirs)
+
+
+class Scan:
+    """The journal as read: valid runs (last record each, oldest first), the line each run
+    first appears on, the lines that are JSON records of the wrong shape, and how many lines
+    are not JSON at all (a torn append)."""
+
+    def __init__(self, runs: list[dict[str, Any]], first_line: dict[str, int],
+                 damaged: list[int], torn: int) -> None:
+        self.runs = runs
+        self.first_line = first_line
+        self.damaged = damaged
+        self.torn = torn
 
 
 class Journal:
@@ -211,25 +229,29 @@ class Journal:
     def records(self) -> tuple[list[dict[str, Any]], int]:
         """Every run's last record, oldest first, and how many damaged lines were skipped (a
         torn last line from a crash mid-append among them)."""
+        scan = self.scan()
+        return scan.runs, len(scan.damaged) + scan.torn
+
+    def scan(self) -> Scan:
         node = read_node(self.root, JOURNAL)
+        scan = Scan([], {}, [], 0)
         if node is None or node.kind != "reg":
-            return [], 0
+            return scan
         latest: dict[str, dict[str, Any]] = {}
-        order: list[str] = []
-        bad = 0
-        for raw in node.data.splitlines():
+        for number, raw in enumerate(node.data.splitlines(), start=1):
             try:
                 rec = json.loads(raw)
             except ValueError:
-                bad += 1
+                scan.torn += 1
                 continue
             if not valid_record(rec):
-                bad += 1
+                scan.damaged.append(number)
                 continue
             if rec["run"] not in latest:
-                order.append(rec["run"])
+                scan.first_line[rec["run"]] = number
             latest[rec["run"]] = rec
-        return [latest[r] for r in order], bad
+        scan.runs.extend(latest[r] for r in scan.first_line)
+        return scan
 
     def runs(self) -> list[dict[str, Any]]:
         return self.records()[0]
