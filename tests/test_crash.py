@@ -4,28 +4,10 @@ next run finishes the job."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from .agent import agent, snapshot
-from .conftest import REPO, make_guest_root
-
-# Runs the agent with an audit hook that SIGKILLs the process at the Nth file-system event.
-KILLER = """
-import os, signal, sys
-n = int(sys.argv[1]); seen = [0]
-EVENTS = {"open", "os.rename", "os.remove", "os.chmod", "os.mkdir", "os.truncate"}
-def hook(event, args):
-    if event in EVENTS and args and isinstance(args[0], (str, bytes, os.PathLike)) \\
-            and os.fsdecode(args[0]).startswith(sys.argv[2]):
-        seen[0] += 1
-        if seen[0] == n:
-            os.kill(os.getpid(), signal.SIGKILL)
-sys.addaudithook(hook)
-from fwcfg_agent.cli import main
-sys.exit(main(["apply", "--root", sys.argv[2]]))
-"""
+from .agent import agent, run_child, snapshot
+from .conftest import make_guest_root
 
 OLD = {"opt/GuestInfo": b"HOSTNAME=old.example.com\nIPADDR=192.0.2.10\n"}
 NEW = b"HOSTNAME=new.example.com\nIPADDR=192.0.2.20/28\nGATEWAY=192.0.2.17\n"
@@ -62,9 +44,8 @@ def test_kill_at_every_step_leaves_files_whole(tmp_path: Path) -> None:
     for n in range(1, 400):
         root = tmp_path / f"run{n}"
         shutil.copytree(base, root, symlinks=True)
-        proc = subprocess.run([sys.executable, "-c", KILLER, str(n), str(root)],
-                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                              capture_output=True, timeout=60)
+        # SIGKILLed before its n-th file-system mutation under root (guarded: nothing outside)
+        proc = run_child(root, "apply", kill_at=n)
         now = _contents(root)
         for path in set(old) | set(new) | set(now):
             if path in now and ".fwcfg-agent." in path:
