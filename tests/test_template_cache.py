@@ -17,7 +17,7 @@ import pytest
 from fwcfg_agent.model import Format
 from fwcfg_agent.render import Plan, filters, render
 from fwcfg_agent.render.cache import check, main, precompile
-from fwcfg_agent.render.env import MANIFEST, Templates, packaged_template_dir
+from fwcfg_agent.render.env import MANIFEST, Templates, jinja2_id, packaged_template_dir
 from tests.render_cases import CASES, Case
 
 from .agent import agent
@@ -120,6 +120,23 @@ def test_a_precompile_of_another_jinja2_version_is_ignored(compiled: Path, tmp_p
     assert t.render("hostname.j2", config=FULL.config) == expected
     assert t.packaged.precompiled == [] and "hostname.j2" in counter.compiled
     assert "jinja2 2.11.3" in check(stale)
+
+
+def test_a_precompile_by_a_patched_build_of_the_same_jinja2_is_ignored(compiled: Path,
+                                                                       tmp_path: Path) -> None:
+    """A distribution's patched jinja2 keeps __version__: the digest of its sources tells."""
+    patched = _copy(compiled, tmp_path / "patched")
+    _edit_manifest(patched, 1, f"jinja2 {jinja2.__version__} {'0' * 64}")
+    t = Templates(precompiled=patched)
+    assert t.packaged.modules is None and "another build of jinja2" in t.packaged.unused_reason
+    assert t.render("hostname.j2", config=FULL.config) == f"{FULL.config.hostname}\n"
+    assert t.packaged.precompiled == []
+
+
+def test_the_jinja2_identity_is_its_version_and_sources() -> None:
+    version, digest = jinja2_id().split(" ")
+    assert version == jinja2.__version__ and len(bytes.fromhex(digest)) == 32
+    assert jinja2_id() == jinja2_id()
 
 
 def _python_with_other_jinja2() -> Optional[str]:

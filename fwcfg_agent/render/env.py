@@ -4,15 +4,17 @@ there replaces the packaged one of the same name), then the packaged templates.
 The packaged templates are also shipped precompiled (`python3 -m fwcfg_agent.render.cache` at
 build time: `jinja2.Environment.compile_templates` into `templates/__compiled__/`, loaded with
 `jinja2.ModuleLoader`), so that a run does not lex, parse and compile them. Code that jinja2
-generated runs against that jinja2 version's runtime only, so the precompiled directory is used
-only when its manifest names the jinja2 version that runs now and the agent code it was made
-for (`codeid`), and a template's module only when the template's source is still the one it
-was compiled from. Otherwise, and for every override, the template is compiled from its source.
+generated runs against that jinja2's runtime only, so the precompiled directory is used only
+when its manifest names the jinja2 that runs now (its version and a digest of its sources: a
+distribution's patch keeps the version) and the agent code it was made for (`codeid`), and a
+template's module only when the template's source is still the one it was compiled from.
+Otherwise, and for every override, the template is compiled from its source.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -49,9 +51,29 @@ def source_digest(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
+_jinja2_id: Optional[str] = None
+
+
+def jinja2_id() -> str:
+    """The running jinja2: its version and a digest of its modules' sources. A distribution's
+    patch (a security fix in compiler.py, say) keeps the version but changes the digest."""
+    global _jinja2_id
+    if _jinja2_id is None:
+        h = hashlib.sha256()
+        package = os.path.dirname(os.path.abspath(jinja2.__file__))
+        for name in sorted(os.listdir(package)):
+            if name.endswith(".py"):
+                with open(os.path.join(package, name), "rb") as f:
+                    data = f.read()
+                h.update(f"{name}\0{len(data)}\0".encode())
+                h.update(data)
+        _jinja2_id = f"{jinja2.__version__} {h.hexdigest()}"
+    return _jinja2_id
+
+
 def manifest_header() -> list[str]:
     """What a precompiled directory must say to be used by this process."""
-    return [MAGIC, f"jinja2 {jinja2.__version__}", f"code {code_digest().hex()}"]
+    return [MAGIC, f"jinja2 {jinja2_id()}", f"code {code_digest().hex()}"]
 
 
 def read_manifest(directory: Path) -> tuple[Optional[dict[str, str]], str]:
@@ -65,7 +87,11 @@ def read_manifest(directory: Path) -> tuple[Optional[dict[str, str]], str]:
     if lines[:1] != header[:1]:
         return None, f"{directory / MANIFEST} is not a manifest of precompiled templates"
     if lines[1:2] != header[1:2]:
-        return None, (f"templates precompiled with {(lines[1:2] or ['?'])[0]}, running "
+        made_with = (lines[1:2] or ["?"])[0].split(" ")[:2]
+        if made_with == header[1].split(" ")[:2]:
+            return None, (f"templates precompiled by another build of jinja2 "
+                          f"{jinja2.__version__} (its sources differ)")
+        return None, (f"templates precompiled with {' '.join(made_with)}, running "
                       f"jinja2 {jinja2.__version__}")
     if lines[2:3] != header[2:3]:
         return None, "templates precompiled for another build of the agent's code"
