@@ -90,8 +90,14 @@ def install(python: str, work: Path) -> tuple[list[str], list[str]]:
                            "import site; print('\\n'.join(site.getsitepackages()))"],
                           check=True, capture_output=True, text=True).stdout.split()
     Path(site, "distribution-packages.pth").write_text("".join(f"{d}\n" for d in dist))
+    # from a copy of the checkout: pip builds in the tree it is given (build/, *.egg-info), and
+    # a build/lib left by an earlier build of another tree would end up in the package
+    src = work / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", ".*_cache", ".hypothesis", ".venv*",
+        "__pycache__", "__compiled__", "_codeid"))
     subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--no-index", str(REPO)], check=True,
+                    "--no-build-isolation", "--no-index", str(src)], check=True,
                    stdout=subprocess.DEVNULL)
     # the build precompiled the templates (setup.py) with the jinja2 the agent runs with here
     check = subprocess.run([str(venv / "bin/python"), "-m", "fwcfg_agent.render.cache",
