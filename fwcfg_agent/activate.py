@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .formats import SPECS
 from .log import Log
 
 NETPLAN_TIMEOUT = 20.0
@@ -52,6 +53,14 @@ def netplan_generate(root: Path, log: Log) -> bool:
     return True
 
 
+ACTIVATIONS = {"netplan-generate": netplan_generate}
+
+
 def after_write(root: Path, changed_formats: Iterable[str], log: Log) -> None:
-    if "netplan" in set(changed_formats):
-        netplan_generate(root, log)
+    """Each changed format's activation (formats.SPECS), once."""
+    done = set()
+    for name in changed_formats:
+        spec = next((s for f, s in SPECS.items() if f.value == name), None)
+        if spec is not None and spec.activation and spec.activation not in done:
+            done.add(spec.activation)
+            ACTIVATIONS[spec.activation](root, log)

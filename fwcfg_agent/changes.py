@@ -28,7 +28,7 @@ from .fsutil import (
     sync_dirs,
     write_node,
 )
-from .journal import MANAGED_DIRS, Journal, ManagedFile, State
+from .journal import MANAGED_DIRS, MANAGED_FILES, Journal, ManagedFile, State
 from .log import MSG_FILE, Log
 from .render import Plan, remove_block
 from .rootfs import Reader, chase, evaluate
@@ -179,7 +179,7 @@ def execute(changes: Sequence[Change], plan: Plan, root: str, journal: Journal, 
 
 def clean_temps(root: str) -> None:
     """The temp files a killed run left next to the files the agent manages."""
-    for d in ("/etc", *MANAGED_DIRS):
+    for d in {"/etc", *(os.path.dirname(f) for f in MANAGED_FILES), *MANAGED_DIRS}:
         clean_stale_temps(chase(root, d))
 
 

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     import argparse
     from pathlib import Path
 
-    from .model import Format
+    from .formats import Format
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
@@ -113,8 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _terminate_on_sigterm()
     args: Any = _unit_args(argv) or _parser().parse_args(argv)
 
+    from .formats import Format
     from .log import MSG_INVALID, Log
-    from .model import Format
 
     log = Log(debug=args.debug)
     try:

@@ -21,11 +21,11 @@ from .config import AgentConfig, load
 from .errors import NoDeviceError, PayloadError, StateError
 from .facts import Facts, gather
 from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
+from .formats import Format
 from .fsutil import selinux_enabled
 from .journal import Journal, State
 from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
-from .model import Format
 from .nics import Waiter
 from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
 from .rootfs import Reader

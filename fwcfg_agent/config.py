@@ -8,7 +8,7 @@ from typing import NamedTuple, Optional
 
 from . import validate
 from .errors import ConfigError, PayloadError
-from .model import Format
+from .formats import Format
 from .payload import parse
 
 DEFAULT_INCLUDE = ("opt/*",)

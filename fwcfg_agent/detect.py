@@ -17,7 +17,7 @@ hostname and hosts are always written. FORMATS= in agent.conf or --format replac
 from __future__ import annotations
 
 from .facts import Facts
-from .model import Format
+from .formats import Format
 
 _EL = ("rhel", "centos", "rocky", "almalinux", "ol", "fedora")
 

@@ -11,26 +11,18 @@ from typing import NamedTuple, Optional
 
 from . import nics
 from .errors import PayloadError
+from .formats import CLOUD_INIT_MARKERS, SPECS
 from .payload import parse
 from .rootfs import Reader
 from .settings import NetDev
 
-# Files whose presence says a network manager (or cloud-init) is installed.
+# Files whose presence says a network manager (or cloud-init) is installed, and the units
+# whose enablement (a wants/ link) says which is in use: from the formats' table.
 MANAGER_MARKERS: dict[str, tuple[str, ...]] = {
-    "netplan": ("usr/sbin/netplan", "usr/bin/netplan", "usr/lib/netplan/generate",
-                "lib/netplan/generate"),
-    "nm": ("usr/sbin/NetworkManager",),
-    "networkd": ("usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"),
-    "ifupdown": ("usr/sbin/ifup", "sbin/ifup"),
-    "ifcfg": ("etc/sysconfig/network-scripts/ifup-eth", "usr/libexec/nm-ifcfg-rh"),
-    "cloud-init": ("usr/bin/cloud-init", "etc/cloud/cloud.cfg"),
+    **{f.value: spec.markers for f, spec in SPECS.items() if spec.markers},
+    "cloud-init": CLOUD_INIT_MARKERS,
 }
-# Units whose enablement (a wants/ link) says the manager is the one in use.
-MANAGER_UNITS: dict[str, str] = {
-    "nm": "NetworkManager.service",
-    "networkd": "systemd-networkd.service",
-    "ifupdown": "networking.service",
-}
+MANAGER_UNITS: dict[str, str] = {f.value: spec.unit for f, spec in SPECS.items() if spec.unit}
 WANTS_DIRS = ("multi-user.target.wants", "network-online.target.wants", "sysinit.target.wants")
 OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional
 
 from .errors import RootError, StateError
+from .formats import managed_paths
 from .fsutil import Node, clean_stale_temps, read_node, sync_dirs, write_node
 from .rootfs import Reader, chase
 from .runinfo import JOURNAL, STATE_DIR, line
@@ -28,11 +29,8 @@ from .runinfo import JOURNAL, STATE_DIR, line
 STATE = STATE_DIR + "/state.json"
 BACKUPS = "backups"
 
-# Where the agent writes: each format's files, the /etc/hosts block, the cloud-init drop-in.
-MANAGED_FILES = ("/etc/hostname", "/etc/hosts")
-MANAGED_DIRS = ("/etc/systemd/network/", "/etc/netplan/", "/etc/NetworkManager/system-connections/",
-                "/etc/sysconfig/network-scripts/", "/etc/network/interfaces.d/",
-                "/etc/cloud/cloud.cfg.d/")
+# Where the agent writes: each format's files (formats.SPECS), the cloud-init drop-in.
+MANAGED_FILES, MANAGED_DIRS = managed_paths()
 _RUN_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-")
 
 

@@ -1,4 +1,6 @@
-"""The validated settings: what the payloads ask for, independent of any output format."""
+"""The validated settings: what the payloads ask for, independent of any output format.
+
+The output formats themselves are described in formats.py."""
 
 from __future__ import annotations
 
@@ -6,27 +8,11 @@ import enum
 import ipaddress
 from typing import NamedTuple, Optional, Union
 
+from .formats import NETWORK_FORMATS, Format
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-
-class Format(str, enum.Enum):
-    """The files the agent can write. The value is the name used by --format and FORMATS=."""
-
-    HOSTNAME = "hostname"
-    HOSTS = "hosts"
-    IFCFG = "ifcfg"
-    NETPLAN = "netplan"
-    NETWORKD = "networkd"
-    NM = "nm"
-    IFUPDOWN = "ifupdown"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-NETWORK_FORMATS = (Format.IFCFG, Format.NETPLAN, Format.NETWORKD, Format.NM, Format.IFUPDOWN)
 
 
 class BootProto(str, enum.Enum):
@@ -108,3 +94,7 @@ class HostConfig(NamedTuple):
         if "." in self.hostname or not self.domain:
             return self.hostname
         return f"{self.hostname}.{self.domain}"
+
+
+__all__ = ["NETWORK_FORMATS", "BootProto", "Format", "HostConfig", "IPAddress", "IPInterface",
+           "IPNetwork", "Interface", "Route"]

@@ -10,12 +10,12 @@ from . import detect
 from .config import AgentConfig
 from .errors import PayloadError, SourceError
 from .facts import Facts
+from .formats import SPECS, Format
 from .fsutil import sha256
 from .log import Log
-from .model import Format
 from .paths import Root
 from .payload import Payload, parse
-from .render import NAMED_FORMATS, Plan, render
+from .render import Plan, render
 from .rootfs import Reader
 from .settings import Result, build
 from .sources import Entry, Source, open_source
@@ -78,9 +78,9 @@ def choose_formats(config: AgentConfig, override: Optional[Sequence[Format]],
 
 
 def needs_final_names(formats: Sequence[Format]) -> bool:
-    """ifcfg names NICs by their kernel names: udev must have named them first. The other
-    formats match NICs by MAC (ifupdown with `mac/` patterns) and need no wait."""
-    return bool(NAMED_FORMATS.intersection(formats))
+    """Formats whose files name NICs by their kernel names (ifcfg) need udev to have named
+    them first. The others match NICs by MAC (ifupdown with `mac/` patterns): no wait."""
+    return any(SPECS[f].names_nics for f in formats)
 
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],

@@ -470,8 +470,14 @@ sys.exit(code)
     recorded = {rel for _, rel, _ in items}
     bookkeeping = ("var/lib/fwcfg-agent/", "run/", "proc/sys/kernel/random/boot_id")
     nic_reads = ("sys/class/net", "sys/bus/pci/devices", "sys/bus/virtio/devices", "run/udev")
+    # the sweep for temp files a killed run left, in the directories the agent writes to
+    from fwcfg_agent.formats import managed_paths
+
+    files, dirs = managed_paths()
+    sweep = {"etc", *(d.strip("/") for d in dirs), *(f.lstrip("/").rpartition("/")[0]
+                                                    for f in files)}
     missing = sorted({p for p in proc.stdout.split("\n") if p}
-                     - recorded - {"var/lib/fwcfg-agent"}
+                     - recorded - {"var/lib/fwcfg-agent"} - sweep
                      - {p for p in proc.stdout.split("\n")
                         if p.startswith(bookkeeping) and p != "var/lib/fwcfg-agent/state.json"}
                      - {p for p in proc.stdout.split("\n") if p.startswith(nic_reads)})

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple, Optional, Protocol
 
 from ..facts import Facts
-from ..model import NETWORK_FORMATS, Format, HostConfig, Interface
+from ..formats import CLOUD_INIT_DROPIN, NETWORK_FORMATS, SPECS, Format
+from ..model import HostConfig, Interface
 
 
 class Renderer(Protocol):
@@ -18,7 +19,6 @@ class Renderer(Protocol):
 
 HOSTS_BEGIN = "# BEGIN fwcfg-agent (managed: edits here are replaced at boot)"
 HOSTS_END = "# END fwcfg-agent"
-CLOUD_INIT_DROPIN = "/etc/cloud/cloud.cfg.d/99-fwcfg-agent.cfg"
 
 
 class PlannedFile(NamedTuple):
@@ -40,62 +40,45 @@ class Plan(NamedTuple):
         return [f.path for f in self.files]
 
 
-# (template, path pattern, mode) per format. {name} is the interface's kernel name (ifcfg knows
-# NICs only by name: the agent waits for udev to name them first); {label} is Interface.label,
-# stable while udev renames a NIC matched by MAC.
-NAMED_FORMATS = frozenset({Format.IFCFG})
-PER_INTERFACE: dict[Format, tuple[tuple[str, str, int], ...]] = {
-    Format.IFCFG: (
-        ("ifcfg.j2", "/etc/sysconfig/network-scripts/ifcfg-{name}", 0o644),
-        ("route.j2", "/etc/sysconfig/network-scripts/route-{name}", 0o644),
-        ("route6.j2", "/etc/sysconfig/network-scripts/route6-{name}", 0o644),
-    ),
-    Format.NETWORKD: (("networkd.network.j2", "/etc/systemd/network/10-fwcfg-{label}.network",
-                       0o644),),
-    Format.NM: (("nm.nmconnection.j2",
-                 "/etc/NetworkManager/system-connections/fwcfg-{label}.nmconnection", 0o600),),
-    Format.IFUPDOWN: (("ifupdown.j2", "/etc/network/interfaces.d/fwcfg-{label}", 0o644),),
-}
-PER_HOST: dict[Format, tuple[tuple[str, str, int], ...]] = {
-    Format.HOSTNAME: (("hostname.j2", "/etc/hostname", 0o644),),
-    Format.NETPLAN: (("netplan.yaml.j2", "/etc/netplan/90-fwcfg-agent.yaml", 0o600),),
-}
-
-
 def render(
     config: HostConfig, formats: Sequence[Format], facts: Facts, templates: Renderer
 ) -> Plan:
+    """Each format's files, as formats.SPECS lists them. An empty rendering of a per-interface
+    file (no routes) means "no such file"."""
     files: list[PlannedFile] = []
     for fmt in formats:
-        if fmt is Format.HOSTNAME and not config.hostname:
-            continue
+        spec = SPECS[fmt]
         if fmt is Format.HOSTS:
             if config.hostname:
                 files.append(_hosts(config, facts, templates))
             continue
-        if fmt in NETWORK_FORMATS and not config.interfaces:
+        if (spec.network and not config.interfaces) or (not spec.network
+                                                         and not config.hostname):
             continue
-        for template, path, mode in PER_HOST.get(fmt, ()):
-            text = templates.render(template, config=config, facts=facts)
-            files.append(PlannedFile(path, text.encode(), mode, fmt))
-        for iface in config.interfaces:
-            for template, pattern, mode in PER_INTERFACE.get(fmt, ()):
-                text = templates.render(template, config=config, iface=iface, facts=facts)
-                if text.strip():  # an empty rendering (no routes) means "no such file"
-                    path = pattern.format(name=iface.name, label=iface.label)
-                    files.append(PlannedFile(path, text.encode(), mode, fmt))
+        for f in spec.files:
+            for iface in config.interfaces if f.per_interface else (None,):
+                context = {"iface": iface} if iface is not None else {}
+                text = templates.render(f.template, config=config, facts=facts, **context)
+                if iface is not None and not text.strip():
+                    continue
+                path = f.path if iface is None else f.path.format(name=iface.name,
+                                                                    label=iface.label)
+                files.append(PlannedFile(path, text.encode(), f.mode, fmt))
     if facts.has_cloud_init and config.interfaces and any(f in NETWORK_FORMATS for f in formats):
-        text = templates.render("cloud-init.cfg.j2", config=config, facts=facts)
-        files.append(PlannedFile(CLOUD_INIT_DROPIN, text.encode(), 0o644, Format.HOSTS))
+        text = templates.render(CLOUD_INIT_DROPIN.template, config=config, facts=facts)
+        files.append(PlannedFile(CLOUD_INIT_DROPIN.path, text.encode(), CLOUD_INIT_DROPIN.mode,
+                                 Format.HOSTS))
     return Plan(tuple(files), config.hostname, tuple(formats))
 
 
 def _hosts(config: HostConfig, facts: Facts, templates: Renderer) -> PlannedFile:
-    block = templates.render("hosts.j2", config=config, facts=facts).rstrip("\n")
+    block = templates.render(SPECS[Format.HOSTS].files[0].template, config=config,
+                             facts=facts).rstrip("\n")
     managed = f"{HOSTS_BEGIN}\n{block}\n{HOSTS_END}\n"
     current = facts.hosts if facts.hosts is not None else "127.0.0.1\tlocalhost\n"
     text = replace_block(current, managed)
-    return PlannedFile("/etc/hosts", text.encode(), 0o644, Format.HOSTS, shared=True)
+    (spec,) = SPECS[Format.HOSTS].files
+    return PlannedFile(spec.path, text.encode(), spec.mode, Format.HOSTS, shared=True)
 
 
 def replace_block(current: str, managed: str) -> str:
