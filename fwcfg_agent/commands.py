@@ -244,6 +244,7 @@ def _describe(node: Any) -> str:
 
 
 def cmd_diff(opts: Options) -> int:
+    """What apply would change: the same plan and the same comparison, printed, not made."""
     root = opts.root
     reader = Reader(root)
     config = opts.config(reader)
@@ -255,10 +256,7 @@ def cmd_diff(opts: Options) -> int:
         return 0
     if not collected.entries:
         return 0
-    try:
-        state = journal.load_state(reader)
-    except StateError:
-        state = State()
+    state = _load_state(opts._replace(dry_run=True), journal, reader)
     planned = _plan(opts, reader, config, collected, opts.waiter or Waiter(root))
     changes = compute(planned.plan, root, state, journal)
     import difflib

@@ -12,17 +12,16 @@ only with ROOT = / are the real ports (ports.PortIO) opened.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
+import os
 import platform
-import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
-from ..errors import SourceError
+from ..errors import AgentError, SourceError
+from ..lock import flock, open_lock_file
 from .base import EntryInfo
 from .kernel import (
     DRIVER_DIR,
@@ -160,28 +159,20 @@ def _device_lock(root: Path, timeout: float) -> Iterator[None]:
     """One raw reader at a time: the selector and offset are global to the machine."""
     path = root / LOCK_FILE
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f: IO[bytes] = open(path, "ab")  # noqa: SIM115 - held across the yield below
-    except OSError as e:
-        raise SourceError(f"cannot open the raw reader's lock {path}: {e.strerror}") from e
-    with f:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise SourceError(f"cannot lock {path}: {e.strerror}") from e
-                if time.monotonic() >= deadline:
-                    raise SourceError(
-                        f"another process is reading fw_cfg through the ports ({path} is locked)"
-                    ) from e
-                time.sleep(0.05)
+        fd = open_lock_file(str(root), LOCK_FILE)
+    except AgentError as e:
+        raise SourceError(f"cannot open the raw reader's lock: {e}") from e
+    try:
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            held = flock(fd, timeout)
+        except OSError as e:
+            raise SourceError(f"cannot lock {path}: {e.strerror}") from e
+        if not held:
+            raise SourceError(
+                f"another process is reading fw_cfg through the ports ({path} is locked)")
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
 
 
 def open_raw_source(
