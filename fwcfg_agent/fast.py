@@ -73,10 +73,15 @@ def run(argv: Sequence[str]) -> Result:
         return Result(None, "", None)  # another command, any other option: the full path
     root = os.path.abspath(given)
     if not device_present(root):
-        log = Log()
-        log.info(NO_DEVICE_MESSAGE, MSG_NOTHING)
-        log.close()
-        return Result(0, "", None)
+        # Entries may come by SMBIOS OEM strings or systemd credentials too: a DMI table that
+        # never mentions the agent and no fwcfg-agent.* credential prove there are none.
+        from .channels import any_agent_input
+
+        if not any_agent_input(root):
+            log = Log()
+            log.info(NO_DEVICE_MESSAGE, MSG_NOTHING)
+            log.close()
+            return Result(0, "", None)
     items = snapshot.load(root)
     if not items:
         return Result(None, "this is the first run (no record of an earlier one)", None)
