@@ -1,0 +1,182 @@
+"""`host check`: the payloads as the guest will judge them, the names and slots as QEMU will.
+
+The guest's parser (payload.parse) and model builder (settings.build) run here unchanged, so a
+payload error reads exactly as the guest would log it: entry, line, key. Every problem found is
+reported (one line each), not only the first; any error means exit 3, as in the guest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+from .. import validate
+from ..config import AgentConfig
+from ..errors import ConfigError, PayloadError
+from ..model import Interface
+from ..payload import Payload, parse
+from ..settings import IFACE_KEYS, NetDev, build
+from . import names
+from .vm import VM
+
+FWCFG, SMBIOS = "fwcfg", "smbios"
+CHANNELS = (FWCFG, SMBIOS)
+
+
+class HostEntry(NamedTuple):
+    name: str
+    path: Path  # absolute
+    size: int
+    data: Optional[bytes]  # None: over MAX_ENTRY_SIZE, not read (as the guest does)
+
+
+class Report(NamedTuple):
+    entries: tuple[HostEntry, ...]
+    errors: list[str]
+    warnings: list[str]
+    notes: list[str]  # what each entry configures, the slot budget
+
+    @property
+    def exit_code(self) -> int:
+        return PayloadError.exit_code if self.errors else 0
+
+
+def read_entries(specs: Sequence[str], config: AgentConfig) -> list[HostEntry]:
+    """NAME=FILE arguments, read; an entry over MAX_ENTRY_SIZE is not read (check() reports it,
+    worded as the guest words it). ConfigError (exit 2) for an argument that is not NAME=FILE
+    or a file that cannot be read."""
+    entries: list[HostEntry] = []
+    for spec in specs:
+        name, eq, file = spec.partition("=")
+        if not eq or not name or not file:
+            raise ConfigError(f"{spec!r}: expected NAME=FILE, e.g. opt/org.example/net0=net0.env")
+        path = Path(os.path.abspath(file))
+        try:
+            size = path.stat().st_size
+            data = path.read_bytes() if size <= config.max_entry_size else None
+        except OSError as e:
+            raise ConfigError(f"{file}: {e.strerror}") from None
+        entries.append(HostEntry(name, path, size, data))
+    if not entries:
+        raise ConfigError("no entries: give NAME=FILE arguments")
+    return entries
+
+
+def _name_problems(entries: Sequence[HostEntry], config: AgentConfig, default_conf: bool,
+                   errors: list[str], warnings: list[str]) -> None:
+    seen: set[str] = set()
+    for e in entries:
+        for reason in names.name_errors(e.name):
+            errors.append(f"{e.name}: {reason}")
+        if e.name in seen:
+            errors.append(f"{e.name}: is given twice")
+        seen.add(e.name)
+        if not config.wants(e.name) and not e.name.startswith(names.RESERVED):
+            pattern = names.excluded_by_default(e.name) if default_conf else None
+            why = (f"the default EXCLUDE pattern {pattern}" if pattern
+                   else "its INCLUDE and EXCLUDE")
+            warnings.append(f"{e.name}: the agent will not read it ({why}); it is meant for "
+                            "another tool")
+    for short, long in names.prefix_collisions([e.name for e in entries]):
+        errors.append(f"{short}: is a directory of {long}: the guest kernel's by_name/ tree "
+                      "drops it; rename one of them")
+
+
+def _slots(entries: Sequence[HostEntry], budget: names.Budget, errors: list[str],
+           notes: list[str]) -> None:
+    n = len(entries)
+    line = (f"fw_cfg file slots: {n} of the {budget.free} free on {budget.machine} "
+            f"({budget.slots} in all, {budget.used} used by QEMU itself with -kernel)")
+    if n > budget.free:
+        errors.append(f"{line}: too many, QEMU aborts at start-up; merge entries (one per NIC "
+                      "plus one for the host is plenty) or use --channel smbios")
+    else:
+        notes.append(line)
+
+
+def _hwaddr_problems(payloads: Sequence[Payload], vm: VM, errors: list[str]) -> None:
+    for p in payloads:
+        hw = p.as_dict().get("HWADDR")
+        if hw is None:
+            continue
+        try:
+            mac = validate.mac(hw.value)
+        except ValueError:
+            continue  # settings.build says why, as the guest would
+        if mac not in vm.macs:
+            nics = ", ".join(vm.macs) or "none"
+            errors.append(str(PayloadError(p.entry, f"{mac} is not a NIC of this VM (its NICs: "
+                                           f"{nics})", line=hw.line, key="HWADDR")))
+
+
+def _nic_notes(payloads: Sequence[Payload], vm: Optional[VM], interfaces: Sequence[Interface],
+               notes: list[str], warnings: list[str]) -> None:
+    by_source = {entry: iface for iface in interfaces for entry in iface.source}
+    for p in payloads:
+        items = p.as_dict()
+        if not any(IFACE_KEYS.match(k) for k in items):
+            continue
+        if "HWADDR" in items:
+            mac = validate.mac(items["HWADDR"].value)
+            where = ""
+            if vm is not None:
+                where = f" (NIC {vm.macs.index(mac) + 1} of {len(vm.macs)})"
+            notes.append(f"{p.entry}: the NIC with HWADDR {mac}{where}")
+        elif "DEVICE" in items:
+            notes.append(f"{p.entry}: the NIC the guest's kernel names {items['DEVICE'].value} "
+                         "(the host cannot check kernel names)")
+        elif vm is None:
+            notes.append(f"{p.entry}: no HWADDR or DEVICE: the guest's first Ethernet NIC that "
+                         "no other entry names (give --domain-xml or --mac to see which)")
+        else:
+            iface = by_source.get(p.entry)
+            picked = iface.mac if iface is not None else None
+            if picked is None or picked not in vm.macs:
+                warnings.append(f"{p.entry}: no HWADDR or DEVICE, and every NIC of this VM is "
+                                "named by another entry: its settings go to DEFAULT_INTERFACE, "
+                                "which the guest does not have")
+                continue
+            notes.append(f"{p.entry}: no HWADDR or DEVICE: the first NIC no other entry "
+                         f"names, {picked} (NIC {vm.macs.index(picked) + 1} of {len(vm.macs)}, "
+                         f"{vm.order_note})")
+
+
+def check(entries: Sequence[HostEntry], config: AgentConfig, *, default_conf: bool,
+          vm: Optional[VM], budget: names.Budget, channel: str) -> Report:
+    errors: list[str] = []
+    warnings: list[str] = []
+    notes: list[str] = []
+    _name_problems(entries, config, default_conf, errors, warnings)
+    if channel == FWCFG:
+        _slots(entries, budget, errors, notes)
+    payloads: list[Payload] = []
+    complete = True
+    for e in sorted(entries, key=lambda e: e.name):  # the guest's order
+        if not config.wants(e.name):
+            continue
+        try:
+            if e.data is None:
+                raise PayloadError(e.name, f"is {e.size} bytes, more than MAX_ENTRY_SIZE "
+                                   f"({config.max_entry_size}); nothing was read from it")
+            payloads.append(parse(e.name, e.data))
+        except PayloadError as err:
+            errors.append(str(err))
+            complete = False
+    if not complete:
+        return Report(tuple(entries), errors, warnings, notes)
+    if vm is not None:
+        _hwaddr_problems(payloads, vm, errors)
+    netdevs = [NetDev(f"nic{i + 1}", mac) for i, mac in enumerate(vm.macs)] if vm else []
+    try:
+        result = build(payloads, netdevs, config.default_interface)
+    except PayloadError as err:
+        errors.append(str(err))
+        return Report(tuple(entries), errors, warnings, notes)
+    # The guest's own warnings (unknown keys, a gateway off the subnet, ...), but not that a
+    # HWADDR is not visible: that is about the guest's NICs at boot, checked above instead.
+    warnings.extend(w for w in result.warnings if "no NIC with HWADDR" not in w)
+    if not errors:
+        _nic_notes(payloads, vm, result.config.interfaces, notes, warnings)
+    return Report(tuple(entries), errors, warnings, notes)
