@@ -1,4 +1,4 @@
-"""Command line: `fwcfg-agent apply|diff|show|journal|rollback`. The only place errors become
+"""Command line: `fwcfg-agent apply|diff|show|journal|rollback|host`. The only place errors become
 exit codes; tracebacks only with --debug."""
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="undo RUN and every later run (default: the last run that changed "
                        "files), restoring the files byte for byte")
     r.add_argument("run", nargs="?", metavar="RUN", help="a run id (or its unique prefix)")
+    from .host.cli import add_parser as add_host_parser
+
+    add_host_parser(sub)
     return p
 
 
@@ -112,6 +115,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return done.code
     _terminate_on_sigterm()
     args: Any = _unit_args(argv) or _parser().parse_args(argv)
+    if args.command == "host":  # the host half: no root, no lock, no journal
+        from .host.cli import main as host_main
+
+        return host_main(args)
 
     from .formats import Format
     from .log import MSG_INVALID, Log
