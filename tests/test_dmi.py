@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fwcfg_agent import channels
 from fwcfg_agent.errors import PayloadError, SourceError
+from fwcfg_agent.rootfs import Reader
 from fwcfg_agent.sources.dmi import (
     MAX_TABLE,
     AgentString,
@@ -20,8 +21,8 @@ from fwcfg_agent.sources.dmi import (
     agent_strings,
     oem_strings,
 )
-from fwcfg_agent.rootfs import Reader
 
+from .conftest import REPO
 from .fakeroot import (
     QEMU72_OEM_TABLE,
     QEMU_DNS,
@@ -30,7 +31,6 @@ from .fakeroot import (
     smbios_table,
     write_dmi_table,
 )
-from .conftest import REPO
 
 GUESTINFO = (REPO / "examples/GuestInfo.env").read_bytes()
 
