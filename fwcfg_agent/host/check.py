@@ -68,12 +68,12 @@ def _name_problems(entries: Sequence[HostEntry], config: AgentConfig, default_co
                    errors: list[str], warnings: list[str]) -> None:
     seen: set[str] = set()
     for e in entries:
-        for reason in names.name_errors(e.name):
-            errors.append(f"{e.name}: {reason}")
+        problems = names.name_errors(e.name)
+        errors.extend(f"{e.name}: {reason}" for reason in problems)
         if e.name in seen:
             errors.append(f"{e.name}: is given twice")
         seen.add(e.name)
-        if not config.wants(e.name) and not e.name.startswith(names.RESERVED):
+        if not problems and not config.wants(e.name):
             pattern = names.excluded_by_default(e.name) if default_conf else None
             why = (f"the default EXCLUDE pattern {pattern}" if pattern
                    else "its INCLUDE and EXCLUDE")
@@ -168,7 +168,9 @@ def check(entries: Sequence[HostEntry], config: AgentConfig, *, default_conf: bo
         return Report(tuple(entries), errors, warnings, notes)
     if vm is not None:
         _hwaddr_problems(payloads, vm, errors)
-    netdevs = [NetDev(f"nic{i + 1}", mac) for i, mac in enumerate(vm.macs)] if vm else []
+    # The host cannot know the kernel's names: the NICs are called as the agent calls a NIC
+    # it knows only by MAC (enxMAC); messages differ from the guest's only in that name.
+    netdevs = [NetDev("enx" + mac.replace(":", ""), mac) for mac in vm.macs] if vm else []
     try:
         result = build(payloads, netdevs, config.default_interface)
     except PayloadError as err:
