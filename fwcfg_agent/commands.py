@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Optional
 
 from . import snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
-from .config import AgentConfig, load
+from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError
 from .facts import Facts, gather
 from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
@@ -53,8 +53,11 @@ class Options(NamedTuple):
     def config(self, reader: Reader) -> AgentConfig:
         if self.config_file is not None:
             return load(self.config_file, required=True)
-        reader.read(CONFIG)
-        return load(Path(reader.path(CONFIG)))
+        data = reader.read(CONFIG)
+        path = reader.path(CONFIG)
+        if data is None and os.path.lexists(path):
+            load(Path(path))  # says why it cannot be read (ConfigError), or reads it after all
+        return parse_config(Path(path), data)
 
 
 def _gather_facts(opts: Options, reader: Reader, config: AgentConfig,

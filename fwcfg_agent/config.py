@@ -62,6 +62,14 @@ def load(path: Path, *, required: bool = False) -> AgentConfig:
         return AgentConfig()
     except OSError as e:
         raise ConfigError(f"{path}: {e.strerror}") from None
+    return parse_config(path, data)
+
+
+def parse_config(path: Path, data: bytes | None) -> AgentConfig:
+    """agent.conf's settings from its bytes (None: no file, the defaults). `path` names it in
+    messages."""
+    if data is None:
+        return AgentConfig()
     try:
         values = {a.key: a for a in parse(str(path), data).assignments}
     except PayloadError as e:
