@@ -12,7 +12,7 @@ from typing import Any
 
 from . import image
 from .results import BootResult
-from .vm import Boot, FwCfg, Nic, run_boot
+from .vm import Boot, FwCfg, Nic, OemString, run_boot
 
 MAC0 = "52:54:00:fc:00:01"
 
@@ -110,6 +110,7 @@ class Lab:
         nics: Sequence[Nic] = (Nic(MAC0, 3),),
         cmdline: Sequence[str] = (),
         pre: str | None = None,
+        smbios: Sequence[OemString] = (),
     ) -> BootResult:
         result = run_boot(
             Boot(
@@ -119,6 +120,7 @@ class Lab:
                 initrd=self.base.initrd,
                 workdir=self.workdir / "boots",
                 fw_cfg=fw_cfg,
+                smbios=smbios,
                 nics=nics,
                 cmdline=cmdline,
                 pre=pre,

@@ -1,5 +1,5 @@
-"""Boots one guest under QEMU (TCG only, never KVM) with fw_cfg entries, virtio NICs on
-restricted user networking and a results disk, within a hard time limit."""
+"""Boots one guest under QEMU (TCG only, never KVM) with fw_cfg entries, SMBIOS OEM strings,
+virtio NICs on restricted user networking and a results disk, within a hard time limit."""
 
 from __future__ import annotations
 
@@ -43,6 +43,21 @@ class FwCfg:
 
 
 @dataclass(frozen=True)
+class OemString:
+    """One `-smbios type=11` OEM string: inline text (`value=`) or a host file (`path=`)."""
+
+    value: str | None = None
+    path: Path | None = None
+
+    def arg(self) -> str:
+        # QEMU's option parser: a comma inside a value is written twice (a path's too).
+        if self.path is not None:
+            return "type=11,path=" + str(self.path).replace(",", ",,")
+        assert self.value is not None
+        return "type=11,value=" + self.value.replace(",", ",,")
+
+
+@dataclass(frozen=True)
 class Nic:
     mac: str
     pci_addr: int  # PCI slot on the q35 root bus: decides the kernel's name (enp0s<slot>)
@@ -58,6 +73,7 @@ class Boot:
     initrd: Path
     workdir: Path
     fw_cfg: Sequence[FwCfg] = ()
+    smbios: Sequence[OemString] = ()
     nics: Sequence[Nic] = (Nic("52:54:00:fc:00:01", 3),)
     cmdline: Sequence[str] = ()
     pre: str | None = None  # shell snippet the collector runs before collecting
@@ -103,6 +119,8 @@ class Boot:
             argv += ["-netdev", f"user,id=n{i},restrict=on", "-device", dev]
         for item in self.fw_cfg:
             argv += ["-fw_cfg", item.arg()]
+        for oem in self.smbios:
+            argv += ["-smbios", oem.arg()]
         return argv
 
 
