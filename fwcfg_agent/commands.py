@@ -83,7 +83,7 @@ def _plan(opts: Options, reader: Reader, config: AgentConfig, collected: Collect
         reader.read(f"{TEMPLATES}/{name}")
     for key, value in agent_facts().items():
         reader.fact("v", key, value)
-    planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)), None)
+    planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)))
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:

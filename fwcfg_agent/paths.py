@@ -1,4 +1,5 @@
-"""Every path the agent reads or writes, under one root (`--root`, default `/`)."""
+"""The root as the fw_cfg sources see it (`--root`, default `/`). Everything else resolves
+paths under the root with rootfs.chase()."""
 
 from __future__ import annotations
 
@@ -20,31 +21,3 @@ class Root(NamedTuple):
     @property
     def fwcfg_sysfs(self) -> Path:
         return self / "sys/firmware/qemu_fw_cfg"
-
-    @property
-    def class_net(self) -> Path:
-        return self / "sys/class/net"
-
-    @property
-    def config_file(self) -> Path:
-        return self / "etc/fwcfg-agent/agent.conf"
-
-    @property
-    def template_dir(self) -> Path:
-        return self / "etc/fwcfg-agent/templates"
-
-    @property
-    def state_dir(self) -> Path:
-        return self / "var/lib/fwcfg-agent"
-
-    @property
-    def template_cache(self) -> Path:
-        return self / "var/cache/fwcfg-agent/templates"
-
-    @property
-    def lock_file(self) -> Path:
-        return self / "run/fwcfg-agent.lock"
-
-    def guest_path(self, path: Path) -> str:
-        """The path as the guest sees it (`/etc/hostname`), for logs and the journal."""
-        return "/" + str(path.relative_to(self.path))

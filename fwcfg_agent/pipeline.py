@@ -173,11 +173,10 @@ def needs_final_names(formats: Sequence[Format]) -> bool:
 
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
-              facts: Facts, template_dir: Path, cache_dir: Optional[Path]) -> Planned:
+              facts: Facts, template_dir: Path) -> Planned:
     """Parse, validate, render. jinja2 renders (render/env.py): an override in `template_dir`
     first, then the packaged templates, precompiled at build time. It is loaded here, after
-    validation: a bad payload never pays for it. `cache_dir` is no longer used (nothing is
-    compiled at run time but overrides, and only on runs that render)."""
+    validation: a bad payload never pays for it."""
     payloads = parse_all(collected)
     result = build(payloads, facts.netdevs, config.default_interface)
     from .render.env import Templates
