@@ -20,6 +20,7 @@ from .errors import AgentError
 from .lock import RunLock
 from .log import MSG_NOTHING, MSG_UNCHANGED, Log
 from .nics import Waiter
+from .rootfs import forget_paths
 from .runinfo import RawJSON, append, record
 
 TYPE_CHECKING = False
@@ -72,6 +73,7 @@ def run(argv: Sequence[str]) -> Result:
     if given is None:
         return Result(None, "", None)  # another command, any other option: the full path
     root = os.path.abspath(given)
+    forget_paths()
     if not device_present(root):
         # Entries may come by SMBIOS OEM strings or systemd credentials too: a DMI table that
         # never mentions the agent and no fwcfg-agent.* credential prove there are none.

@@ -35,6 +35,18 @@ MAX_LINKS = 40
 ELOOP = 40
 
 
+# The resolved components of each directory chased in this run: (root, rel dir) -> components.
+# Paths share their directories (sys/firmware/qemu_fw_cfg/by_key/N/...), so each directory is
+# resolved once. A run starts with a clean slate (forget_paths): between runs a directory may
+# have become a symlink. Within a run the agent only creates plain directories, which resolve
+# the same before and after they exist.
+_dirs: dict[tuple[str, str], list[str]] = {}
+
+
+def forget_paths() -> None:
+    _dirs.clear()
+
+
 def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     """The host path of `rel` under `root`, every symlink resolved inside the root (the final
     component's too, unless follow_last is False). Components that do not exist yet are kept
@@ -42,8 +54,18 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     rel = rel.lstrip("/")
     if root == "/":
         return "/" + rel
-    todo = [p for p in reversed(rel.split("/")) if p and p != "."]
-    done: list[str] = []
+    head, _, last = rel.rpartition("/")
+    done = _dirs.get((root, head))
+    if done is None:
+        done = _walk(root, [], head.split("/"), follow_last=True) if head else []
+        _dirs[(root, head)] = done
+    done = _walk(root, list(done), [last], follow_last=follow_last)
+    return os.path.join(root, *done) if done else root
+
+
+def _walk(root: str, done: list[str], parts: list[str], *, follow_last: bool) -> list[str]:
+    """Resolve `parts` one component at a time below the resolved components `done`."""
+    todo = [p for p in reversed(parts) if p and p != "."]
     links = 0
     while todo:
         part = todo.pop()
@@ -62,11 +84,11 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
             continue
         links += 1
         if links > MAX_LINKS:
-            raise OSError(ELOOP, "too many levels of symbolic links", os.path.join(root, rel))
+            raise OSError(ELOOP, "too many levels of symbolic links", here)
         if target.startswith("/"):
             done = []
         todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
-    return os.path.join(root, *done) if done else root
+    return done
 
 
 def makedirs(root: str, rel_dir: str) -> list[str]:
@@ -160,6 +182,7 @@ class Reader:
     that is what the run's decisions were based on). `record()` gives the items in order."""
 
     def __init__(self, root: str) -> None:
+        forget_paths()  # a new run: directories may have changed since the last one
         self.root = root
         self.items: dict[tuple[str, str], Optional[bytes]] = {}
 
