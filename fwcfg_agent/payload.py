@@ -42,8 +42,18 @@ class Payload(NamedTuple):
         return {a.key: a for a in self.assignments}
 
 
+def printable(name: str) -> str:
+    """`name` with each control character written as an escape (\\x0a, \\u2028): one line."""
+    return CONTROL_CHARS.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+        else f"\\u{ord(m.group()):04x}", name.replace("\\", "\\\\"))
+
+
 def parse(entry: str, data: bytes) -> Payload:
     """Parse an entry's bytes; raise PayloadError naming the entry, line and key."""
+    if CONTROL_CHARS.search(entry):
+        # the name (from the host, like the data) would end up in messages and files
+        raise PayloadError(printable(entry), "the entry's name holds a control character")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -21,7 +21,7 @@ from typing import Callable, NamedTuple, Optional, TypeVar, Union
 
 from . import validate
 from .errors import ConfigError, PayloadError
-from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, Route
+from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
 from .payload import Payload
 
 HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
@@ -160,6 +160,7 @@ def build(
         names[iface.name] = picker
         interfaces.append(iface)
 
+    _default_routes(interfaces, warnings)
     hostname = _opt(host, "HOSTNAME", validate.hostname)
     domains = _opt(host, "DOMAIN", validate.domain_list) or ()
     search = _opt(host, "SEARCH", validate.domain_list) or ()
@@ -314,10 +315,9 @@ def _interface(
                 f"{v[key].where(key)}: {gw} is not in any of {name}'s subnets; it is "
                 "configured as on-link"
             )
-    routes = tuple(
-        _route(v[k], k, name, warnings)
-        for k in sorted((k for k in v if _family(k) == "ROUTE"), key=_index_of)
-    )
+    route_keys = sorted((k for k in v if _family(k) == "ROUTE"), key=_index_of)
+    routes = tuple(_route(v[k], k, name, warnings) for k in route_keys)
+    _check_routes(v, gateway, gateway6, routes, route_keys)
     mtu = _opt(v, "MTU", validate.mtu)
     if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
                                                                   addresses):
@@ -329,6 +329,47 @@ def _interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
     )
+
+
+def _check_routes(v: dict[str, Value], gateway: Optional[IPAddress],
+                  gateway6: Optional[IPAddress], routes: tuple[Route, ...],
+                  keys: list[str]) -> None:
+    """One route per destination and metric on an interface: the kernel keeps one of two, and
+    netplan calls two default routes a conflict. GATEWAY and IPV6_DEFAULTGW are default routes
+    without a metric."""
+    seen: dict[tuple[IPNetwork, Optional[int]], str] = {}
+    given: list[tuple[IPNetwork, Optional[int], str]] = []
+    if gateway is not None:
+        given.append((ipaddress.ip_network("0.0.0.0/0"), None, "GATEWAY"))
+    if gateway6 is not None:
+        given.append((ipaddress.ip_network("::/0"), None, "IPV6_DEFAULTGW"))
+    given += [(r.destination, r.metric, k) for r, k in zip(routes, keys)]
+    for dest, metric, key in given:
+        first = seen.get((dest, metric))
+        if first is not None:
+            what = "default route" if dest.prefixlen == 0 else f"route to {dest}"
+            raise v[key].error(key, f"a second {what} with the same metric "
+                                    f"({'none given' if metric is None else metric}) on this "
+                                    f"interface: {v[first].where(first)} gives one already")
+        seen[(dest, metric)] = key
+
+
+def _default_routes(interfaces: Sequence[Interface], warnings: list[str]) -> None:
+    """Two interfaces with a default route of the same family and metric: the kernel uses one
+    (netplan warns too). A warning, as hosts often give every NIC its GATEWAY."""
+    seen: dict[tuple[int, Optional[int]], str] = {}
+    for iface in interfaces:
+        defaults: set[tuple[int, Optional[int]]] = {
+            (gw.version, None) for gw in (iface.gateway, iface.gateway6) if gw}
+        defaults |= {(r.version, r.metric) for r in iface.routes
+                     if r.destination.prefixlen == 0}
+        for version, metric in sorted(defaults, key=lambda d: (d[0], d[1] or -1)):
+            first = seen.get((version, metric))
+            if first is not None:
+                warnings.append(f"{iface.name} and {first} both have an IPv{version} default "
+                                f"route with the same metric; the kernel uses one of them")
+            else:
+                seen[(version, metric)] = iface.name
 
 
 def _bootproto(value: str) -> BootProto:

@@ -165,6 +165,8 @@ def netmask(value: str) -> int:
 
 
 def host_interface(address: IPAddress, length: int) -> IPInterface:
+    if length == 0:  # netplan refuses it, and every destination would be on the link
+        raise ValueError(f"{address}/0: an address needs a prefix length of 1 or more")
     iface = ipaddress.ip_interface(f"{address}/{length}")
     net = iface.network
     if net.num_addresses > 2 and address == net.network_address:

@@ -129,6 +129,17 @@ CASES: tuple[Case, ...] = (
         "gateways outside every subnet (a /32 and another /64); DHCP NIC without the DNS",
     ),
     Case(
+        "linklocal",
+        (("opt/v6", "DEVICE=eth0\nIPADDR=10.0.0.5/24\nIPV6ADDR=2001:db8:7::10/64\n"
+                    "IPV6_DEFAULTGW='fe80::1%eth0'\n"
+                    "ROUTE1='2001:db8:8::/48 via fe80::2%eth0 metric 20'\n"
+                    "ROUTE2='10.9.0.0/16 via 10.0.0.1'\nDNS1=2001:db8:7::53\n"
+                    "ZONE='z\u00f6ne \u2713 \"quoted\" \U0001f600'\n".encode()),),
+        (("eth0", "52:54:00:00:00:40"),),
+        "link-local IPv6 gateways given with their scope ID, which the files do not need (they "
+        "are the interface's own) and most readers refuse; a non-ASCII pass-through value",
+    ),
+    Case(
         "injection",
         (("opt/evil", _INJECTION_PAYLOAD),),
         (("eth0", "52:54:00:00:00:30"),),

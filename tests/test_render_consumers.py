@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -223,6 +224,21 @@ def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
     assert len(list(out.glob("*.network"))) == len(case.config.interfaces)
 
 
+def _sh_words(line: str) -> str:
+    """A command line as the words sh runs, joined by single spaces (quotes removed)."""
+    try:
+        return " ".join(shlex.split(line))
+    except ValueError:  # not shell syntax: as it is
+        return " ".join(line.split())
+
+
+def _unquote_option(option: str) -> str:
+    name, sep, value = option.partition(": ")
+    if name in ("up", "pre-up", "down", "post-down"):
+        return f"{name}: {_sh_words(value)}"
+    return option
+
+
 def _ifquery(*args: str) -> str:
     r = subprocess.run([_need("ifquery"), *args], capture_output=True, text=True)
     assert r.returncode == 0, (args, r.stderr)
@@ -265,7 +281,8 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         auto, hotplug, query, ifup = r.stdout.split("==\n")
         assert [n for n in auto.split() if n != "lo"] == [phys]  # ifquery always adds lo
         assert hotplug.split() == ([] if iface.mac else [iface.name])
-        options = query.splitlines()
+        # the sh command lines (up, pre-up) as the words sh makes of them: values are quoted
+        options = [_unquote_option(o) for o in query.splitlines()]
         for a in iface.addresses:
             assert f"address: {a.ip}" in options
         for gw in _gateways(iface):
@@ -280,7 +297,7 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         assert (f"dns-nameservers: {dns}" in options) == bool(
             case.config.dns and _gets_dns(case.config, iface))
 
-        commands = [" ".join(line.split()) for line in ifup.splitlines()]
+        commands = [_sh_words(line) for line in ifup.splitlines()]
         for a4 in iface.ipv4:
             assert any(c.startswith(f"ip addr add {a4.ip}/{a4.netmask} ") and f"dev {phys}" in c
                        for c in commands), commands

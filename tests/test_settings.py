@@ -126,6 +126,10 @@ def test_dhcp_needs_no_address() -> None:
         ("IPADDR=10.0.0.5\nROUTE1='10.1.0.0/16 gw 10.0.0.1'\n", 2, "ROUTE1", "expected 'via"),
         ("IPADDR=10.0.0.5\nPREFIX1=8\n", 2, "PREFIX1", "no IPADDR1"),
         ("IPV6ADDR=2001:db8::5/129\n", 1, "IPV6ADDR", "prefix length"),
+        # found by tests/test_hostile_payloads.py: netplan refuses an address with /0
+        ("IPADDR=10.1.2.3/0\n", 1, "IPADDR", "prefix length of 1 or more"),
+        ("IPADDR=10.1.2.3\nPREFIX=0\n", 1, "IPADDR", "prefix length of 1 or more"),
+        ("IPV6ADDR=2001:db8::5/0\n", 1, "IPV6ADDR", "prefix length of 1 or more"),
         ("DOMAIN=exa_mple.com\n", 1, "DOMAIN", "RFC 1123"),
         ("DEVICE=ens3\nTYPE=Bridge\nIPADDR=10.0.0.5\n", 2, "TYPE", "only Ethernet"),
     ],
@@ -225,6 +229,15 @@ def test_default_nic_skips_nics_picked_by_mac() -> None:
          "same key"),
         ("IPADDR=10.0.0.5\nIPADDR1=10.0.0.5/16\n", 2, "IPADDR1",
          "also by opt/GuestInfo, line 1, key IPADDR"),
+        # found by tests/test_hostile_payloads.py (netplan: "Conflicting default route
+        # declarations"): one route per destination and metric on an interface
+        ("IPADDR=10.0.0.5\nGATEWAY=10.0.0.1\nROUTE1='default via 10.0.0.2'\n", 3, "ROUTE1",
+         "a second default route with the same metric (none given) on this interface: "
+         "opt/GuestInfo, line 2, key GATEWAY"),
+        ("IPV6ADDR=2001:db8::5\nROUTE1='default via fe80::1 metric 9'\n"
+         "ROUTE2='default via fe80::2%eth0 metric 9'\n", 3, "ROUTE2", "(9)"),
+        ("IPADDR=10.0.0.5\nROUTE2='10.9.0.0/16'\nROUTE10='10.9.0.0/16 via 10.0.0.7'\n", 3,
+         "ROUTE10", "route to 10.9.0.0/16"),
     ],
 )
 def test_issue12_values_name_entry_line_key(text: str, line: int, key: str, reason: str) -> None:
@@ -237,12 +250,12 @@ def test_issue12_values_name_entry_line_key(text: str, line: int, key: str, reas
 def test_link_local_gateway_scope_is_checked_and_left_out_of_the_model() -> None:
     r = run(("opt/n", "DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nIPV6_DEFAULTGW='fe80::1%ens3'\n"
                       "ROUTE1='2001:db8:9::/48 via fe80::2%ens3 metric 7'\n"
-                      "ROUTE2='default via fe80::3%eth7'\n"))
+                      "ROUTE2='default via fe80::3%eth7 metric 50'\n"))
     (i,) = r.config.interfaces
     assert i.gateway6 == ipaddress.IPv6Address("fe80::1")
     assert str(i.gateway6) == "fe80::1"  # what the files say: no scope
     assert [(str(x.destination), str(x.gateway), x.metric) for x in i.routes] == [
-        ("2001:db8:9::/48", "fe80::2", 7), ("::/0", "fe80::3", None)]
+        ("2001:db8:9::/48", "fe80::2", 7), ("::/0", "fe80::3", 50)]
     # a scope naming another interface than the one configured: configured on ens3, said so
     (w,) = [w for w in r.warnings if "scope ID" in w]
     assert w.startswith("opt/n, line 5, key ROUTE2: the scope ID %eth7 of fe80::3 is not ens3")
@@ -381,3 +394,13 @@ def test_int_limit_is_not_what_stops_huge_numbers() -> None:
                 validate.mtu("1" * 5000)
         finally:
             sys.set_int_max_str_digits(old)
+
+
+def test_routes_differing_in_metric_and_default_routes_on_two_nics() -> None:
+    r = run(("opt/a", "DEVICE=ens3\nIPADDR=10.0.0.5\nGATEWAY=10.0.0.1\n"
+                      "ROUTE1='default via 10.0.0.2 metric 100'\nROUTE2='10.9.0.0/16 metric 1'\n"
+                      "ROUTE3='10.9.0.0/16 metric 2'\n"),
+            ("opt/b", "DEVICE=ens4\nIPADDR=10.1.0.5\nGATEWAY=10.1.0.1\n"))
+    assert len(r.config.interfaces[0].routes) == 3
+    assert "ens4 and ens3 both have an IPv4 default route with the same metric; the kernel uses " \
+           "one of them" in r.warnings
