@@ -40,7 +40,8 @@ def payload(tmp_path: Path, data: bytes, name: str = "p.env") -> str:
 
 
 def test_good_entries_pass_and_say_what_they_configure(tmp_path: Path) -> None:
-    r = host("check", "--mac", MAC1, "--mac", MAC0, f"opt/org.example/net0={payload(tmp_path, NET0)}",
+    r = host("check", "--mac", MAC1, "--mac", MAC0,
+             f"opt/org.example/net0={payload(tmp_path, NET0)}",
              f"opt/org.example/first={payload(tmp_path, FIRST, 'f.env')}")
     assert r.code == 0, r.err
     assert f"opt/org.example/net0: the NIC with HWADDR {MAC0} (NIC 2 of 2)" in r.out
@@ -181,7 +182,8 @@ def test_first_nic_when_every_nic_is_taken(tmp_path: Path) -> None:
 
 
 def test_device_cannot_be_checked_on_the_host(tmp_path: Path) -> None:
-    r = host("check", "--mac", MAC0, f"opt/a={payload(tmp_path, b'DEVICE=ens3\nIPADDR=10.0.0.2')}")
+    p = payload(tmp_path, b"DEVICE=ens3\nIPADDR=10.0.0.2")
+    r = host("check", "--mac", MAC0, f"opt/a={p}")
     assert r.code == 0 and "opt/a: the NIC the guest's kernel names ens3" in r.out
 
 
@@ -258,7 +260,8 @@ LINES = st.sampled_from([
     "HOSTNAME=web1", "HOSTNAME=-bad", "IPADDR=192.0.2.10", "IPADDR=192.0.2.300", "PREFIX=24",
     "PREFIX=33", "GATEWAY=192.0.2.1", "DNS1=2001:db8::1", "MTU=9000", "MTU=12",
     "HWADDR=52:54:00:12:34:56", "HWADDR=zz", "ROUTE1='10.0.0.0/8 via 192.0.2.1'", "# comment",
-    "X=$(id)", "BOOTPROTO=dhcp", "BOOTPROTO=maybe", "IPV6ADDR=2001:db8::5/64", "export DNS2=1.1.1.1",
+    "X=$(id)", "BOOTPROTO=dhcp", "BOOTPROTO=maybe", "IPV6ADDR=2001:db8::5/64",
+    "export DNS2=1.1.1.1",
     "IPADDR=192.0.2.10", "TYPE=Bond", "KEY = value",
 ])
 

@@ -58,8 +58,8 @@ class Libvirtd:
                 f"--inh-caps={CAPS}", f"--ambient-caps={CAPS}", *argv]
 
     def start(self) -> None:
-        for d in ("home", "run", "config/libvirt", "cache"):
-            (self.base / d).mkdir(parents=True, exist_ok=True)
+        for sub in ("home", "run", "config/libvirt", "cache"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
         # no virtlogd: QEMU writes its own log; keep the capabilities the test gives QEMU
         (self.base / "config/libvirt/qemu.conf").write_text(
             'stdio_handler = "file"\nclear_emulator_capabilities = 0\n')
