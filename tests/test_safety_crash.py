@@ -7,9 +7,14 @@ is exit 86 and fails the test."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 from tests.fakeroot import write_fwcfg_tree
 
@@ -26,6 +31,22 @@ B = {"opt/GuestInfo": b"HOSTNAME=b.example.com\nIPADDR=192.0.2.10/24\n",
 C = {"opt/GuestInfo": b"HOSTNAME=c.example.com\nIPADDR=192.0.2.20/28\nGATEWAY=192.0.2.17\n"}
 
 Files = dict[str, tuple[str, ...]]
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Iterator[Path]:
+    """Where the killed roots live: a tmpfs where one can be mounted (the agent fsyncs every
+    step; a SIGKILL leaves the same files on any file system), else tmp_path."""
+    d = tmp_path / "work"
+    d.mkdir()
+    mounted = os.geteuid() == 0 and shutil.which("mount") is not None and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(d)],
+        capture_output=True).returncode == 0
+    try:
+        yield d
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 def run(root: Path, *args: str) -> Outcome:
@@ -74,13 +95,13 @@ def kill_at_every_step(base: Path, work: Path, args: tuple[str, ...],
     raise AssertionError("the run never completed")
 
 
-def test_kill_while_a_nic_is_removed_converges(tmp_path: Path) -> None:
-    base = guest(tmp_path / "base", B)
+def test_kill_while_a_nic_is_removed_converges(work: Path) -> None:
+    base = guest(work / "base", B)
     assert run(base, "apply").code == 0
     assert (base / NET2).is_file()
     old = files(base)
     write_fwcfg_tree(base, C)
-    expected = tmp_path / "expected"
+    expected = work / "expected"
     shutil.copytree(base, expected, symlinks=True)
     assert run(expected, "apply").code == 0
     new = files(expected)
@@ -96,7 +117,7 @@ def test_kill_while_a_nic_is_removed_converges(tmp_path: Path) -> None:
         assert files(root) == new, n
         assert temp_files(root) == [], n
 
-    killed, with_temps = kill_at_every_step(base, tmp_path, ("apply",), check)
+    killed, with_temps = kill_at_every_step(base, work, ("apply",), check)
     assert killed > 10 and with_temps > 0, (killed, with_temps)
 
 
@@ -118,8 +139,8 @@ def test_apply_rollback_apply_leaves_no_orphans(guest_root: Path) -> None:
     assert temp_files(guest_root) == []
 
 
-def test_kill_during_rollback_converges(tmp_path: Path) -> None:
-    base = guest(tmp_path / "base", B)
+def test_kill_during_rollback_converges(work: Path) -> None:
+    base = guest(work / "base", B)
     before = files(base)
     assert run(base, "apply").code == 0
     after = files(base)
@@ -127,7 +148,7 @@ def test_kill_during_rollback_converges(tmp_path: Path) -> None:
 
     def check(root: Path, n: int) -> None:
         assert_whole(files(root), after, before, n)
-        again = tmp_path / f"again{n}"
+        again = work / f"again{n}"
         shutil.copytree(root, again, symlinks=True)
         # a second rollback finishes the job: every file as before the apply
         r = run(root, "rollback")
@@ -143,5 +164,35 @@ def test_kill_during_rollback_converges(tmp_path: Path) -> None:
         assert temp_files(again) == [], n
         shutil.rmtree(again)
 
-    killed, with_temps = kill_at_every_step(base, tmp_path, ("rollback",), check)
+    killed, with_temps = kill_at_every_step(base, work, ("rollback",), check)
+    assert killed > 5 and with_temps > 0, (killed, with_temps)
+
+
+def test_kill_during_a_rollback_of_two_runs_converges(work: Path) -> None:
+    """`rollback RUN` undoing two runs (B, then C which removed a NIC), killed at every step:
+    each file is as before B, after B or after C; `rollback RUN` again finishes the job."""
+    base = guest(work / "base", B)
+    before = files(base)
+    assert run(base, "apply").code == 0
+    after_b = files(base)
+    first = run(base, "journal", "--json").json()[-1]["run"]
+    write_fwcfg_tree(base, C)
+    assert run(base, "apply").code == 0
+    after_c = files(base)
+    assert len({str(sorted(s.items())) for s in (before, after_b, after_c)}) == 3
+
+    def check(root: Path, n: int) -> None:
+        now = files(root)
+        for path in set(before) | set(after_b) | set(after_c) | set(now):
+            if path in now and ".fwcfg-agent." in path:
+                continue
+            assert now.get(path) in (before.get(path), after_b.get(path), after_c.get(path)), \
+                (n, path, now.get(path))
+        r = run(root, "rollback", first)
+        assert r.code in (0, 6), (n, r.err)
+        assert "Traceback" not in r.err and "internal error" not in r.err, (n, r.err)
+        assert files(root) == before, n
+        assert temp_files(root) == [], n
+
+    killed, with_temps = kill_at_every_step(base, work, ("rollback", first), check)
     assert killed > 5 and with_temps > 0, (killed, with_temps)
