@@ -179,6 +179,11 @@ def host_interface(address: IPAddress, length: int) -> IPInterface:
         raise ValueError(f"{address} is the broadcast address of {net}")
     if address.is_multicast or address.is_unspecified:
         raise ValueError(f"{address} cannot be an interface address")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # RFC 4291 2.5.5.2: not assigned to interfaces (and Python writes it one way up to
+        # 3.12, another from 3.13)
+        raise ValueError(f"{address} is an IPv4-mapped address, not an interface's (IPv4 "
+                         "addresses go in IPADDR)")
     return iface
 
 

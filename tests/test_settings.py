@@ -130,6 +130,10 @@ def test_dhcp_needs_no_address() -> None:
         ("IPADDR=10.1.2.3/0\n", 1, "IPADDR", "prefix length of 1 or more"),
         ("IPADDR=10.1.2.3\nPREFIX=0\n", 1, "IPADDR", "prefix length of 1 or more"),
         ("IPV6ADDR=2001:db8::5/0\n", 1, "IPV6ADDR", "prefix length of 1 or more"),
+        # found on Python 3.9 (str() differs from 3.13's; NM reads it back as ::ffff:10.0.0.5)
+        ("IPV6ADDR=::ffff:10.0.0.5\n", 1, "IPV6ADDR", "IPv4-mapped"),
+        ("IPV6ADDR=2001:db8::5\nIPV6ADDR_SECONDARIES='::ffff:a00:5/96'\n", 2,
+         "IPV6ADDR_SECONDARIES", "IPv4-mapped"),
         ("DOMAIN=exa_mple.com\n", 1, "DOMAIN", "RFC 1123"),
         ("DEVICE=ens3\nTYPE=Bridge\nIPADDR=10.0.0.5\n", 2, "TYPE", "only Ethernet"),
     ],
