@@ -179,7 +179,8 @@ def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal,
     run, _ = new_run()
     entries = collected.describe()
     base = record(root, "apply", "changed", run=run, source=collected.source, entries=entries,
-                  formats=[f.value for f in planned.formats])
+                  formats=[f.value for f in planned.formats],
+                  state_before=state.to_json()["files"] if changes else None)
     outcome = execute(changes, planned.plan, root, journal, state, run, base,
                       selinux=selinux_enabled(root == "/"), log=opts.log)
     files, dirs = outcome.files, outcome.dirs_created

@@ -17,7 +17,7 @@ from .changes import clean_temps, plan_undo, undo
 from .commands import Options
 from .errors import StateError
 from .fsutil import selinux_enabled
-from .journal import Journal
+from .journal import Journal, State
 from .lock import RunLock
 from .log import MSG_APPLIED
 from .runinfo import append, new_run, record
@@ -89,11 +89,15 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
         clean_temps(root)
         files = undo(changes, dirs, root, journal, run, base,
                      selinux=selinux_enabled(root == "/"), log=opts.log)
-        if state is not None:
+        oldest = to_undo[-1].get("state_before")
+        if oldest is not None:  # the files the agent managed before the oldest undone run
+            state = State.from_json({"files": oldest, "hostname": None, "run": None})
+        elif state is not None:  # a record from before state_before: keep what still matches
             for f in files:
                 managed = state.files.get(f["path"])
                 if managed is not None and f["sha256_after"] != managed.sha256:
                     state.files.pop(f["path"])
+        if state is not None:
             journal.save_state(state)
         append(root, {**base, "outcome": "changed" if files else "unchanged", "files": files},
                sync=True)

@@ -142,6 +142,12 @@ def valid_record(rec: object) -> bool:
             if mode is not None and not (isinstance(mode, str) and 0 < len(mode) <= 4
                                          and set(mode) <= set("01234567")):
                 return False
+    before = rec.get("state_before")
+    if before is not None:
+        try:
+            State.from_json({"files": before})
+        except ValueError:
+            return False
     dirs = rec.get("dirs_created", [])
     return isinstance(dirs, list) and all(isinstance(d, str) and d.startswith("/etc/")
                                           and ".." not in d.split("/") for d in dirs)
