@@ -267,7 +267,7 @@ def _interface(
                        f"{name}")
 
     if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
-        raise v["TYPE"].error("TYPE", f"{v['TYPE'].value!r}: only Ethernet is supported")
+        raise v["TYPE"].error("TYPE", f"{v['TYPE'].value[:40]!r}: only Ethernet is supported")
     boot = _opt(v, "BOOTPROTO", _bootproto) or BootProto.STATIC
 
     # every address with the key (and its place) that gave it
@@ -376,7 +376,7 @@ def _bootproto(value: str) -> BootProto:
     try:
         return BootProto(value.lower())
     except ValueError:
-        raise ValueError(f"{value!r} is not one of static, dhcp, none") from None
+        raise ValueError(f"{value[:40]!r} is not one of static, dhcp, none") from None
 
 
 def _ipv4_with_prefix(v: dict[str, Value], key: str, notices: list[str]) -> IPInterface:

@@ -161,7 +161,7 @@ def netmask(value: str) -> int:
     try:
         return ipaddress.IPv4Network(f"0.0.0.0/{value}").prefixlen
     except ValueError:
-        raise ValueError(f"{value!r} is not a contiguous IPv4 netmask") from None
+        raise ValueError(f"{value[:40]!r} is not a contiguous IPv4 netmask") from None
 
 
 def host_interface(address: IPAddress, length: int) -> IPInterface:

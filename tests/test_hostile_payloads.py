@@ -784,3 +784,51 @@ def test_rejected_payloads_exit_3_and_write_nothing(tmp_path: Path) -> None:
         (run,) = journal_runs(root)  # the run is journalled as invalid, and that is all
         assert run["outcome"] == "invalid", run
         shutil.rmtree(d)
+
+
+# --- the findings of issue 12, through the CLI ----------------------------------------------
+# Before: the first five were written into the files as they were (exit 0), the big key number
+# and IPADDRx were "internal error" (exit 1).
+
+FINDINGS = [
+    (b"DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nIPV6_DEFAULTGW='fe80::1%x;reboot'\n", 3,
+     "IPV6_DEFAULTGW"),
+    (b"DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nROUTE1='fe80::%x;reboot/64 via 2001:db8::1'\n", 3,
+     "ROUTE1"),
+    (b'IPADDR=10.0.0.5\nDNS1="fe80::53%x\rDomains=evil.example"\n', 2, "DNS1"),
+    (b"IPADDR=10.0.0.5\nZONE='a\rb'\n", 2, "ZONE"),
+    (b"DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nIPV6ADDR_SECONDARIES='2001:db8::5'\n", 3,
+     "IPV6ADDR_SECONDARIES"),
+    (b"IPADDR=10.0.0.5\nDNS" + b"1" * 5000 + b"=192.0.2.53\n", 2, "DNS111"),
+]
+
+
+@pytest.mark.parametrize(("payload", "line", "key"), FINDINGS,
+                         ids=["gw6-scope", "route-scope", "dns-cr", "extra-cr", "dup-address",
+                              "big-index"])
+def test_findings_exit_3_naming_entry_line_key(tmp_path: Path, payload: bytes, line: int,
+                                              key: str) -> None:
+    root = make_guest_root(tmp_path / "root", {"opt/GuestInfo": payload})
+    before = snapshot(root, "etc")
+    r = agent(root, "apply")
+    assert r.code == 3, r.err
+    (error,) = [x for x in r.err.splitlines() if x.startswith("fwcfg-agent: error: ")]
+    assert f"opt/GuestInfo, line {line}, key {key}" in error, error
+    assert snapshot(root, "etc") == before
+
+
+@pytest.mark.parametrize("extra", [b"IPADDRx=1", b"IPADDR_START=10.0.0.9", b"ROUTE_METRIC=100"])
+def test_near_miss_keys_are_passed_through(tmp_path: Path, extra: bytes) -> None:
+    root = make_guest_root(tmp_path / "root", {"opt/GuestInfo": b"IPADDR=10.0.0.5\n" + extra
+                                               + b"\n"})
+    r = agent(root, "apply", "--format", "networkd", "--format", "ifcfg")
+    assert r.code == 0, r.err
+    key, value = extra.decode().split("=")
+    assert f"unknown keys kept for templates: {key}" in r.err
+    network = (root / "etc/systemd/network/10-fwcfg-enx525400123456.network").read_text()
+    assert network.count("\nAddress=") == 1 and "[Route]" not in network
+    ifcfg = (root / "etc/sysconfig/network-scripts/ifcfg-ens3").read_text()
+    if key.isupper():
+        assert f"\n{key}='{value}'\n" in ifcfg
+    else:  # not an ifcfg word: named in a comment only
+        assert f"\n# not written, a shell variable or not an ifcfg word: {key}\n" in ifcfg
