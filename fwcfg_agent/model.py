@@ -38,8 +38,13 @@ class Interface(NamedTuple):
     """One NIC's settings.
 
     `name` is the kernel name the files use; `mac` (lower case) is set when the payload picked the
-    NIC by HWADDR, and then every format that can match by MAC does so. `source` lists the fw_cfg
-    entries the settings came from.
+    NIC by HWADDR (or the NIC is the first Ethernet NIC, picked by no key), and then every format
+    that can match by MAC does so. `source` lists the fw_cfg entries the settings came from.
+
+    Every field holds what a check in `validate` returned: `name` passed `interface_name` (and so
+    may appear in file names), `mac` is canonical, addresses, gateways and routes are ipaddress
+    objects without scope IDs (the templates write their str()). Only `extra`, the keys the agent
+    passes through, holds payload text as it came, without control characters.
     """
 
     name: str
