@@ -88,9 +88,10 @@ def seq(agent_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Boots:
 
 @pytest.fixture(autouse=True)
 def lab_writes(seq: Boots, tmp_path: Path) -> Iterator[None]:
-    """The write guard (tests/conftest.py) allows the test's tmp_path only; a boot writes its
-    disks, console log and results under the lab's directory, and the path= file under ours."""
-    guard.arm([tmp_path, seq.lab.workdir, seq.workdir])
+    """The write guard (tests/conftest.py) allows the test's tmp_path only; a boot takes the
+    lab's QEMU lock and writes its disks, console log and results under the lab's directory, and
+    the path= file under ours."""
+    guard.arm([tmp_path, seq.lab.workdir, seq.workdir, seq.lab.lock])
     yield
 
 

@@ -127,7 +127,8 @@ class Boot:
 @contextlib.contextmanager
 def _one_qemu_at_a_time(lock: Path) -> Iterator[None]:
     """Two TCG guests on this 2-core machine slow each other down: serialise across processes."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    if not lock.parent.is_dir():  # (an existing directory is not made again: no write at all)
+        lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
