@@ -118,7 +118,7 @@ def _load_state(opts: Options, journal: Journal, reader: Reader) -> State:
 def _save_snapshot(opts: Options, reader: Reader, outcome: str, source: str,
                    entries: list[dict[str, object]]) -> None:
     """Let the next boot replay this run. Only a run the unit would make through sysfs."""
-    if not opts.as_unit or source != "sysfs":
+    if not opts.as_unit or source == "raw":  # port reads are not recorded: no replay
         snapshot.forget(opts.root)
         return
     notes = [("o", "", outcome.encode()), ("s", "", source.encode()),
@@ -179,8 +179,9 @@ def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal,
     run, _ = new_run()
     entries = collected.describe()
     base = record(root, "apply", "changed", run=run, source=collected.source, entries=entries,
-                  formats=[f.value for f in planned.formats],
-                  state_before=state.to_json()["files"] if changes else None)
+                  formats=[f.value for f in planned.formats])
+    if changes:  # what a rollback of this run brings back (see history.py)
+        base["state_before"] = state.to_json()["files"]
     outcome = execute(changes, planned.plan, root, journal, state, run, base,
                       selinux=selinux_enabled(root == "/"), log=opts.log)
     files, dirs = outcome.files, outcome.dirs_created
@@ -309,7 +310,8 @@ def cmd_show(opts: Options, as_json: bool) -> int:
     else:
         print(f"source: {collected.source}")
         for entry in entries:
-            print(f"entry {entry['name']}: {entry['size']} bytes, sha256 {entry['sha256']}")
+            print(f"entry {entry['name']} ({entry.get('channel', 'fw_cfg')}): {entry['size']} "
+                  f"bytes, sha256 {entry['sha256']}")
         if error:
             print(f"error: {error}")
         if settings:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, Optional
 
-NO_DEVICE_MESSAGE = "no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node): nothing to do"
+NO_DEVICE_MESSAGE = ("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node), and no SMBIOS OEM "
+                     "string or system credential for fwcfg-agent: nothing to do")
 NO_ENTRIES_MESSAGE = ("no fw_cfg entries for fwcfg-agent ({source}): nothing to do, files left "
                       "as they are")
 

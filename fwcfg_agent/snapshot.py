@@ -107,6 +107,10 @@ def describe(kind: str, rel: str) -> str:
         return "the fw_cfg entries changed"
     if kind == "d" and rel.startswith("sys/firmware/qemu_fw_cfg/"):
         return "the fw_cfg directory changed"
+    if rel.startswith("sys/firmware/dmi/"):
+        return "the SMBIOS OEM strings changed"
+    if rel.startswith("run/credentials/"):
+        return "the system credentials changed"
     shown = rel if kind == "v" else "/" + rel
     return _WHAT.get(kind, "{} changed").format(shown)
 

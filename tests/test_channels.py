@@ -316,8 +316,6 @@ def test_a_change_in_any_channel_takes_the_full_path(guest_root: Path, change: o
     assert code == 0 and loaded == [], err
 
 
-@pytest.mark.xfail(strict=True, reason="commands._save_snapshot keeps a snapshot only for source "
-                   "'sysfs'; a run without a fw_cfg device (source 'none') must keep one too")
 def test_a_later_boot_without_a_device_takes_the_fast_path(guest_root: Path) -> None:
     bare_root(guest_root)
     write_dmi_table(guest_root, smbios_table([oem("opt/GuestInfo", GUESTINFO)]))

@@ -53,6 +53,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     the_lab.write_report(_report_path())
 
 
+@pytest.fixture(autouse=True)
+def guest_writes(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The write guard (tests/conftest.py) allows a test its tmp_path only. A guest test also
+    builds disks under the session's lab directory (pytest's base temp, or
+    $FWCFG_GUEST_WORKDIR), takes the QEMU lock and builds images in the cache, and writes the
+    report under build/: allowed, and nothing else."""
+    from tests.agent import guard
+
+    allowed = [tmp_path, tmp_path_factory.getbasetemp(), image.cache_dir(),
+               _report_path().parent]
+    if os.environ.get("FWCFG_GUEST_WORKDIR"):
+        allowed.append(Path(os.environ["FWCFG_GUEST_WORKDIR"]))
+    guard.arm(allowed)
+    yield
+
+
 @pytest.fixture(scope="session")
 def agent_lab(lab: Lab) -> Lab:
     """The lab, for tests that need the core agent in the checkout."""
