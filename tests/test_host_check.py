@@ -195,6 +195,7 @@ def test_bad_mac_option(tmp_path: Path) -> None:
 DOMAIN = """<domain type='qemu'>
   <name>web1</name>
   <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os>
+  <features><acpi/></features>
   <devices>
     <interface type='user'><mac address='{a}'/><address type='pci' domain='0x0000' bus='0x00'
       slot='0x07' function='0x0'/></interface>
@@ -212,6 +213,17 @@ def test_domain_xml_nics_in_pci_order_and_its_machine(tmp_path: Path) -> None:
     assert r.code == 0, r.err
     assert f"the first NIC no other entry names, {MAC1} (NIC 1 of 2, in PCI address order)" in r.out
     assert "free on pc " in r.out  # the machine type came from the domain
+
+
+def test_domain_xml_without_acpi_is_a_warning(tmp_path: Path) -> None:
+    xml = tmp_path / "web1.xml"
+    xml.write_text(DOMAIN.format(a=MAC0, b=MAC1).replace("<features><acpi/></features>", ""))
+    r = host("check", "--domain-xml", str(xml), f"opt/first={payload(tmp_path, FIRST)}")
+    assert r.code == 0
+    assert "the domain has no <features><acpi/></features>" in r.err
+    r = host("check", "--channel", "smbios", "--domain-xml", str(xml),
+             f"opt/first={payload(tmp_path, FIRST)}")
+    assert "acpi" not in r.err
 
 
 def test_domain_xml_without_addresses_is_in_document_order(tmp_path: Path) -> None:

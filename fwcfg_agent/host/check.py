@@ -151,6 +151,11 @@ def check(entries: Sequence[HostEntry], config: AgentConfig, *, default_conf: bo
     _name_problems(entries, config, default_conf, errors, warnings)
     if channel == FWCFG:
         _slots(entries, budget, errors, notes)
+        if vm is not None and vm.acpi is False:
+            # libvirt then passes -no-acpi: no QEMU0002 device, so the guest kernel's fw_cfg
+            # driver never probes (its tree has no by_key/) and nothing can be read
+            warnings.append("the domain has no <features><acpi/></features>: an x86 guest "
+                            "then finds no fw_cfg device (its ACPI QEMU0002 entry)")
     payloads: list[Payload] = []
     complete = True
     for e in sorted(entries, key=lambda e: e.name):  # the guest's order

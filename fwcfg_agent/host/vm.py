@@ -16,6 +16,7 @@ class VM(NamedTuple):
     macs: tuple[str, ...]  # canonical, in the guest's NIC order (as far as the host can tell)
     machine: Optional[str]  # the domain's machine type, if it names one
     order_note: str  # how the order was decided, for messages
+    acpi: Optional[bool] = None  # libvirt: whether <features> has <acpi/>; None: unknown
 
 
 def from_macs(macs: Sequence[str]) -> VM:
@@ -74,4 +75,5 @@ def from_domain_xml(path: Path) -> VM:
     macs = tuple(m for _, _, m in found)
     if len(set(macs)) != len(macs):
         raise ConfigError(f"{path}: two interfaces have the same MAC")
-    return VM(macs, machine, note)
+    acpi = dom.find("./features/acpi") is not None
+    return VM(macs, machine, note, acpi)

@@ -6,10 +6,9 @@ and SMBIOS OEM strings (<sysinfo type='smbios'> with <smbios mode='sysinfo'/>).
 The daemon is Debian's libvirtd (libvirt-daemon, libvirt-daemon-driver-qemu: tools/bootstrap)
 in session mode, everything under the test's directory: it runs as `nobody` with XDG_RUNTIME_DIR,
 XDG_CONFIG_HOME, XDG_CACHE_HOME and HOME there (its sockets, its domains, QEMU's logs). Run as
-root it would be the system daemon, whose state lives in /run, /var and /etc. It keeps two
-capabilities (DAC_OVERRIDE, DAC_READ_SEARCH, ambient, passed on to QEMU) so that QEMU can open
-the disks in pytest's private (0700, root's) directories. The domain is TCG (type='qemu'); its
-NIC is a virtio NIC on a UDP socket to 127.0.0.1: nothing leaves the machine.
+root it would be the system daemon, whose state lives in /run, /var and /etc. The domain is
+TCG (type='qemu'); its NIC is a virtio NIC on a UDP socket to 127.0.0.1: nothing leaves the
+machine.
 """
 
 from __future__ import annotations
@@ -36,49 +35,72 @@ from .vm import RESULTS_MIB, Boot, _one_qemu_at_a_time
 pytestmark = pytest.mark.guest
 
 NOBODY = 65534
-CAPS = "+dac_override,+dac_read_search"
 HOST = b"HOSTNAME=libvirt-guest.example.org\nDNS1=192.0.2.53\n"
 NET0 = f"HWADDR={MAC0}\nIPADDR=192.0.2.88\nPREFIX=24\n".encode()
 
 
 class Libvirtd:
-    """A private libvirtd (session mode, as nobody) and virsh for it."""
+    """A private libvirtd (session mode, as nobody) and virsh for it.
 
-    def __init__(self, base: Path) -> None:
+    pytest's directories are root's and 0700 all the way down from /tmp/pytest-of-root (which
+    any pytest run resets to 0700), so nobody cannot reach them by their paths. The daemon runs
+    in a mount namespace of its own (unshare -m, private propagation: the host's mounts do not
+    change) where a tmpfs on /mnt shows the test's directory at /mnt/t and the lab's disks at
+    /mnt/l; those two are made traversable (0711) and what QEMU writes, writable. virsh runs as
+    root outside, on the daemon's socket."""
+
+    def __init__(self, base: Path, disks: Path) -> None:
         self.base = base
+        self.binds = {base: Path("/mnt/t"), disks: Path("/mnt/l")}
+        t = self.binds[base]
         self.env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
-            "HOME": str(base / "home"), "XDG_RUNTIME_DIR": str(base / "run"),
-            "XDG_CONFIG_HOME": str(base / "config"), "XDG_CACHE_HOME": str(base / "cache"),
+            # short names: QEMU's monitor sockets live below these (sun_path: 108 bytes)
+            "HOME": str(t / "h"), "XDG_RUNTIME_DIR": str(t / "r"),
+            "XDG_CONFIG_HOME": str(t / "c"), "XDG_CACHE_HOME": str(t / "k"),
         }
+        self.uri = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def _as_nobody(self, *argv: str) -> list[str]:
-        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                f"--inh-caps={CAPS}", f"--ambient-caps={CAPS}", *argv]
+    def inside(self, path: Path) -> Path:
+        """PATH as the daemon and its QEMU see it."""
+        for real, seen in self.binds.items():
+            if real == path or real in path.parents:
+                return seen / path.relative_to(real)
+        return path
 
     def start(self) -> None:
-        for sub in ("home", "run", "config/libvirt", "cache"):
+        for sub in ("h", "r", "c/libvirt", "k"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
-        # no virtlogd: QEMU writes its own log; keep the capabilities the test gives QEMU
-        (self.base / "config/libvirt/qemu.conf").write_text(
-            'stdio_handler = "file"\nclear_emulator_capabilities = 0\n')
-        for d in (self.base, *self.base.rglob("*")):
-            os.chown(d, NOBODY, NOBODY)
+        (self.base / "c/libvirt/libvirtd.conf").write_text("")
+        # no virtlogd: QEMU writes its own log
+        (self.base / "c/libvirt/qemu.conf").write_text('stdio_handler = "file"\n')
+        for top in ("h", "r", "c", "k"):
+            for d in (self.base / top, *(self.base / top).rglob("*")):
+                os.chown(d, NOBODY, NOBODY)
+        for real in self.binds:
+            os.chmod(real, 0o711)
+        mounts = "; ".join(f'mkdir {seen}; mount --bind "${i + 1}" {seen}'
+                           for i, seen in enumerate(self.binds.values()))
+        script = (f"set -e; mount -t tmpfs -o mode=0755 fwcfg-libvirt /mnt; {mounts}; "
+                  f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups libvirtd")
         log = (self.base / "libvirtd.log").open("wb")
-        self.proc = subprocess.Popen(self._as_nobody("libvirtd"), env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        sock = self.base / "run/libvirt/libvirt-sock"
+        self.proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+             *map(str, self.binds)], env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=log)
+        sock = self.base / "r/libvirt/libvirt-sock"
         deadline = time.monotonic() + 60
         while not sock.exists():
             assert self.proc.poll() is None, (self.base / "libvirtd.log").read_text()
             assert time.monotonic() < deadline, "libvirtd made no socket within 60 s"
             time.sleep(0.2)
+        self.uri = f"qemu+unix:///session?socket={sock}"
         self.virsh("version")
 
     def virsh(self, *args: str, check: bool = True) -> str:
-        r = subprocess.run(self._as_nobody("virsh", "-c", "qemu:///session", *args),
-                           env=self.env, capture_output=True, text=True, check=False)
+        r = subprocess.run(["virsh", "-c", self.uri, *args], capture_output=True, text=True,
+                           check=False, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
         assert r.returncode == 0 or not check, f"virsh {' '.join(args)}: {r.stderr}"
         return r.stdout
 
@@ -93,13 +115,14 @@ class Libvirtd:
 
 
 @pytest.fixture
-def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
-    missing = [t for t in ("libvirtd", "virsh", "setpriv") if shutil.which(t) is None]
+def libvirtd(agent_lab: Lab, tmp_path: Path) -> Iterator[Libvirtd]:
+    missing = [t for t in ("libvirtd", "virsh", "setpriv", "unshare") if shutil.which(t) is None]
     if missing:
         pytest.fail(f"the libvirt test needs {', '.join(missing)}: run tools/bootstrap")
-    daemon = Libvirtd(tmp_path / "libvirt")
+    daemon = Libvirtd(tmp_path, agent_lab.workdir)
     try:
-        daemon.start()
+        with guard.confined(tmp_path, agent_lab.workdir):
+            daemon.start()
         yield daemon
     finally:
         daemon.stop()
@@ -107,7 +130,8 @@ def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
 
 def skeleton(name: str, disk: Path, results: Path, console: Path, lab: Lab) -> str:
     """A TCG domain like tests/guest/vm.py's QEMU command line: kernel and initrd of the image,
-    its disk, the results disk the collector writes to, one NIC with MAC0, a serial log."""
+    its disk, the results disk the collector writes to, one NIC with MAC0, a serial log (paths
+    as the daemon sees them)."""
     cmdline = " ".join(Boot(name, disk, lab.base.kernel, lab.base.initrd, lab.workdir)
                        .append().split())
     return f"""<domain type='qemu'>
@@ -120,6 +144,7 @@ def skeleton(name: str, disk: Path, results: Path, console: Path, lab: Lab) -> s
     <initrd>{escape(str(lab.base.initrd))}</initrd>
     <cmdline>{escape(cmdline)}</cmdline>
   </os>
+  <features><acpi/></features>
   <cpu mode='custom' match='exact'><model fallback='allow'>qemu64</model></cpu>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
@@ -165,7 +190,7 @@ def host_args(*args: str) -> str:
 
 
 def boot_with_libvirt(lab: Lab, daemon: Libvirtd, work: Path, channel: str) -> BootResult:
-    name = f"fwcfg-host-{channel}"
+    name = f"fwh-{channel}"
     (work / "host.env").write_bytes(HOST)
     (work / "net0.env").write_bytes(NET0)
     results = work / "results.img"
@@ -173,14 +198,22 @@ def boot_with_libvirt(lab: Lab, daemon: Libvirtd, work: Path, channel: str) -> B
         fh.truncate(RESULTS_MIB << 20)
     console = work / "console.log"
     disk = lab.new_disk("networkd")
-    (work / "skeleton.xml").write_text(skeleton(name, disk, results, console, lab))
-    domain = host_args("--for", "libvirt", "--channel", channel,
+    # the overlay names its base by a path relative to itself, which the daemon can follow
+    base = lab.variant_disk("networkd")
+    assert base.parent == disk.parent
+    subprocess.run(["qemu-img", "rebase", "-u", "-F", "raw", "-b", base.name, str(disk)],
+                   check=True)
+    os.chmod(work, 0o777)  # QEMU writes its console log here
+    for f in (results, disk):
+        os.chmod(f, 0o666)
+    inside = daemon.inside
+    (work / "skeleton.xml").write_text(skeleton(name, inside(disk), inside(results),
+                                                inside(console), lab))
+    domain = host_args("--for", "libvirt", "--channel", channel, "--host-dir", str(inside(work)),
                        "--domain-xml", str(work / "skeleton.xml"),
                        f"opt/org.example/host={work / 'host.env'}",
                        f"opt/org.example/net0={work / 'net0.env'}")
     (work / "domain.xml").write_text(domain)
-    for d in (work, results):
-        os.chmod(d, 0o777 if d.is_dir() else 0o666)
     daemon.virsh("define", str(work / "domain.xml"))
     with _one_qemu_at_a_time(lab.lock):
         started = time.monotonic()
@@ -202,7 +235,7 @@ def boot_with_libvirt(lab: Lab, daemon: Libvirtd, work: Path, channel: str) -> B
 
 
 @pytest.mark.parametrize("channel", ["fwcfg", "smbios"])
-def test_libvirt_domain_from_host_args_comes_up_configured(
+def test_libvirt(
         agent_lab: Lab, libvirtd: Libvirtd, tmp_path: Path, channel: str) -> None:
     work = tmp_path / "boot"
     work.mkdir()
