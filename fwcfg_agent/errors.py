@@ -39,12 +39,18 @@ class PayloadError(AgentError):
         self.line = line
         self.key = key
         self.reason = reason
-        where = entry
+        where = _short(entry)
         if line is not None:
             where += f", line {line}"
         if key is not None:
-            where += f", key {key}"
+            where += f", key {_short(key)}"
         super().__init__(f"{where}: {reason}")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """A name from a payload, as a message shows it: bounded (a key may be thousands of
+    characters long)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class SourceError(AgentError):

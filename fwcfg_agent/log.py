@@ -44,6 +44,14 @@ def _journal_sender() -> Optional[Sender]:
         return None
 
 
+def one_line(message: str) -> str:
+    """A message as one line of text: a control character (from a payload or a path, say) is
+    shown escaped, so that nothing can forge a second line. The journal keeps fields whole."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 class Log:
     def __init__(self, *, debug: bool = False, quiet: bool = False,
                  sender: Optional[Sender] = None, use_journal: bool = True) -> None:
@@ -72,7 +80,7 @@ class Log:
         if self.quiet and priority > WARNING:
             return
         label = {ERR: "error: ", WARNING: "warning: "}.get(priority, "")
-        print(f"fwcfg-agent: {label}{message}", file=sys.stderr, flush=True)
+        print(f"fwcfg-agent: {label}{one_line(message)}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """The end of the run: wait (bounded) until journald has read our messages, so that
