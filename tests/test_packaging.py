@@ -545,3 +545,15 @@ def test_man_page_renders_without_warnings() -> None:
     r = _run(["groff", "-t", "-man", "-ww", "-z", str(REPO / "man/fwcfg-agent.8")],
              check=False)
     assert r.returncode == 0 and not r.stderr, r.stderr
+
+
+def test_every_subpackage_is_packaged() -> None:
+    """A new subpackage (fwcfg_agent/host, say) must be in pyproject's package list, or the
+    wheel, the DEB and the RPM ship without it."""
+    text = (REPO / "pyproject.toml").read_text()
+    start = text.index("packages = [")
+    listed = set(re.findall(r'"([a-z_.]+)"', text[start:text.index("]", start)]))
+    found = {".".join(p.relative_to(REPO).parts[:-1])
+             for p in (REPO / "fwcfg_agent").rglob("__init__.py")
+             if "__pycache__" not in p.parts and "__compiled__" not in p.parts}
+    assert found <= listed, f"not packaged: {sorted(found - listed)}"
