@@ -17,10 +17,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from typing import Callable, NamedTuple, Optional, TypeVar, Union
+from typing import NamedTuple, Optional, Union
 
+from . import keys as kv
 from . import validate
-from .errors import ConfigError, PayloadError
+from .errors import ConfigError
+from .keys import Value
 from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
 from .payload import Payload
 
@@ -29,28 +31,10 @@ IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
     r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT)\Z"
 )
-# The numbered families, matched exactly (IPADDR and IPADDR<digits>, never IPADDR_START).
-_NUMBERED = re.compile(r"(IPADDR|PREFIX|NETMASK|DNS|ROUTE)([0-9]*)\Z")
 # Known, accepted, and meaningless for a guest that is always configured at boot.
 IGNORED_KEYS = frozenset({"ONBOOT", "IPV6INIT"})
-DEFAULT_PREFIX4 = 24
-DEFAULT_PREFIX6 = 64
-
-T = TypeVar("T")
 
 
-class Value(NamedTuple):
-    """A value with where it came from, for error messages."""
-
-    value: str
-    entry: str
-    line: int
-
-    def error(self, key: str, reason: str) -> PayloadError:
-        return PayloadError(self.entry, reason, line=self.line, key=key)
-
-    def where(self, key: str) -> str:
-        return f"{self.entry}, line {self.line}, key {key}"
 
 
 class NetDev(NamedTuple):
@@ -161,12 +145,12 @@ def build(
         interfaces.append(iface)
 
     _default_routes(interfaces, warnings)
-    hostname = _opt(host, "HOSTNAME", validate.hostname)
-    domains = _opt(host, "DOMAIN", validate.domain_list) or ()
-    search = _opt(host, "SEARCH", validate.domain_list) or ()
+    hostname = kv.opt(host, "HOSTNAME", validate.hostname)
+    domains = kv.opt(host, "DOMAIN", validate.domain_list) or ()
+    search = kv.opt(host, "SEARCH", validate.domain_list) or ()
     dns = tuple(
-        _get(host, k, validate.ip_address)
-        for k in sorted((k for k in host if _family(k) == "DNS"), key=_index_of)
+        kv.get(host, k, validate.ip_address)
+        for k in sorted((k for k in host if kv.family(k) == "DNS"), key=kv.index_of)
     )
     extra = tuple(sorted((k, v.value) for k, v in host_extra.items()))
     config = HostConfig(
@@ -184,31 +168,17 @@ def _check_assignment(v: Value, key: str) -> None:
     """What holds for every assignment, known key or not: an ASCII identifier for a key, a
     key number that int() can take, text without control characters for a value. (The parser
     ensures all of it already; a Payload made some other way must not get further.)"""
-    _check(Value(key, v.entry, v.line), key, validate.key)
-    m = _NUMBERED.match(key)
+    kv.check(Value(key, v.entry, v.line), key, validate.key)
+    m = kv.NUMBERED.match(key)
     if m and m.group(2):
-        _check(Value(m.group(2), v.entry, v.line), key, validate.index)
-    _check(v, key, validate.text)
+        kv.check(Value(m.group(2), v.entry, v.line), key, validate.index)
+    kv.check(v, key, validate.text)
 
 
-def _family(key: str) -> Optional[str]:
-    """IPADDR for IPADDR and IPADDR7, None for IPADDR_START (likewise for every family);
-    ROUTE and DNS need their number."""
-    m = _NUMBERED.match(key)
-    if not m or (not m.group(2) and m.group(1) in ("DNS", "ROUTE")):
-        return None
-    return m.group(1)
 
 
-def _suffix(key: str) -> str:
-    m = _NUMBERED.match(key)
-    assert m is not None
-    return m.group(2)
 
 
-def _index_of(key: str) -> int:
-    digits = _suffix(key)
-    return int(digits) if digits else -1  # at most MAX_INDEX_DIGITS: checked on the way in
 
 
 def _identity(payload: Payload, first_key: str) -> tuple[Identity, Picker]:
@@ -216,11 +186,11 @@ def _identity(payload: Payload, first_key: str) -> tuple[Identity, Picker]:
     hw = items.get("HWADDR")
     if hw is not None:
         v = Value(hw.value, payload.entry, hw.line)
-        return ("mac", _check(v, "HWADDR", validate.mac)), Picker("HWADDR", "HWADDR", v)
+        return ("mac", kv.check(v, "HWADDR", validate.mac)), Picker("HWADDR", "HWADDR", v)
     dev = items.get("DEVICE")
     if dev is not None:
         v = Value(dev.value, payload.entry, dev.line)
-        return (("device", _check(v, "DEVICE", validate.interface_name)),
+        return (("device", kv.check(v, "DEVICE", validate.interface_name)),
                 Picker("DEVICE", "DEVICE", v))
     a = items[first_key]
     return None, Picker(None, first_key, Value(a.value, payload.entry, a.line))
@@ -236,7 +206,7 @@ def _interface(
     warnings: list[str],
 ) -> Interface:
     sources = tuple(dict.fromkeys(x.entry for x in v.values()))
-    device = _opt(v, "DEVICE", validate.interface_name)
+    device = kv.opt(v, "DEVICE", validate.interface_name)
     mac: Optional[str] = None
     if ident is not None and ident[0] == "mac":
         mac = ident[1]
@@ -268,22 +238,22 @@ def _interface(
 
     if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
         raise v["TYPE"].error("TYPE", f"{v['TYPE'].value[:40]!r}: only Ethernet is supported")
-    boot = _opt(v, "BOOTPROTO", _bootproto) or BootProto.STATIC
+    boot = kv.opt(v, "BOOTPROTO", kv.bootproto) or BootProto.STATIC
 
     # every address with the key (and its place) that gave it
     addresses: list[tuple[IPInterface, str]] = []
-    for key in sorted((k for k in v if _family(k) == "IPADDR"), key=_index_of):
-        addresses.append((_ipv4_with_prefix(v, key, notices), key))
+    for key in sorted((k for k in v if kv.family(k) == "IPADDR"), key=kv.index_of):
+        addresses.append((kv.ipv4_interface(v, key, notices), key))
     for k in v:
-        family = _family(k)
-        if family in ("PREFIX", "NETMASK") and "IPADDR" + _suffix(k) not in v:
-            raise v[k].error(k, f"there is no IPADDR{_suffix(k)} for it to apply to")
+        family = kv.family(k)
+        if family in ("PREFIX", "NETMASK") and "IPADDR" + kv.key_suffix(k) not in v:
+            raise v[k].error(k, f"there is no IPADDR{kv.key_suffix(k)} for it to apply to")
     if "IPV6ADDR" in v:
-        addresses.append((_ipv6_with_prefix(v["IPV6ADDR"], "IPV6ADDR", v["IPV6ADDR"].value),
+        addresses.append((kv.ipv6_interface(v["IPV6ADDR"], "IPV6ADDR", v["IPV6ADDR"].value),
                           "IPV6ADDR"))
     if "IPV6ADDR_SECONDARIES" in v:
         for word in validate.words(v["IPV6ADDR_SECONDARIES"].value):
-            addresses.append((_ipv6_with_prefix(v["IPV6ADDR_SECONDARIES"],
+            addresses.append((kv.ipv6_interface(v["IPV6ADDR_SECONDARIES"],
                                                 "IPV6ADDR_SECONDARIES", word),
                               "IPV6ADDR_SECONDARIES"))
     seen: dict[IPAddress, str] = {}
@@ -299,10 +269,10 @@ def _interface(
         key = "BOOTPROTO" if "BOOTPROTO" in v else next(iter(v))
         raise v[key].error(key, f"interface {name} is static (BOOTPROTO) but has no IPADDR "
                                 "or IPV6ADDR")
-    gateway = _opt(v, "GATEWAY", validate.ipv4_address)
+    gateway = kv.opt(v, "GATEWAY", validate.ipv4_address)
     gateway6 = None
     if "IPV6_DEFAULTGW" in v:
-        gw6 = _gateway(v["IPV6_DEFAULTGW"], "IPV6_DEFAULTGW", name, warnings)
+        gw6 = kv.gateway_address(v["IPV6_DEFAULTGW"], "IPV6_DEFAULTGW", name, warnings)
         if not isinstance(gw6, ipaddress.IPv6Address):
             raise v["IPV6_DEFAULTGW"].error("IPV6_DEFAULTGW", f"{gw6} is not an IPv6 address")
         gateway6 = gw6
@@ -315,10 +285,10 @@ def _interface(
                 f"{v[key].where(key)}: {gw} is not in any of {name}'s subnets; it is "
                 "configured as on-link"
             )
-    route_keys = sorted((k for k in v if _family(k) == "ROUTE"), key=_index_of)
-    routes = tuple(_route(v[k], k, name, warnings) for k in route_keys)
+    route_keys = sorted((k for k in v if kv.family(k) == "ROUTE"), key=kv.index_of)
+    routes = tuple(kv.route(v[k], k, name, warnings) for k in route_keys)
     _check_routes(v, gateway, gateway6, routes, route_keys)
-    mtu = _opt(v, "MTU", validate.mtu)
+    mtu = kv.opt(v, "MTU", validate.mtu)
     if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
                                                                   addresses):
         raise v["MTU"].error("MTU", f"{mtu} is below IPv6's minimum of {validate.MTU_MIN_IPV6}")
@@ -372,97 +342,20 @@ def _default_routes(interfaces: Sequence[Interface], warnings: list[str]) -> Non
                 seen[(version, metric)] = iface.name
 
 
-def _bootproto(value: str) -> BootProto:
-    try:
-        return BootProto(value.lower())
-    except ValueError:
-        raise ValueError(f"{value[:40]!r} is not one of static, dhcp, none") from None
 
 
-def _ipv4_with_prefix(v: dict[str, Value], key: str, notices: list[str]) -> IPInterface:
-    suffix = _suffix(key)
-    raw = v[key]
-    text, _, inline = raw.value.partition("/")
-    addr = _check(Value(text, raw.entry, raw.line), key, validate.ipv4_address)
-    lengths: list[tuple[str, int]] = []
-    if inline:
-        lengths.append((key, _check(Value(inline, raw.entry, raw.line), key,
-                                    lambda s: validate.prefix(s, 4))))
-    if "PREFIX" + suffix in v:
-        lengths.append(("PREFIX" + suffix,
-                        _get(v, "PREFIX" + suffix, lambda s: validate.prefix(s, 4))))
-    if "NETMASK" + suffix in v:
-        lengths.append(("NETMASK" + suffix, _get(v, "NETMASK" + suffix, validate.netmask)))
-    if not lengths:
-        notices.append(f"{raw.entry}, line {raw.line}: {key} has no prefix; using "
-                       f"/{DEFAULT_PREFIX4}")
-        lengths.append((key, DEFAULT_PREFIX4))
-    first_key, length = lengths[0]
-    for other_key, other in lengths[1:]:
-        if other != length:
-            bad = v[other_key]
-            raise bad.error(other_key, f"says /{other} but {first_key} says /{length}")
-    return _check(Value(raw.value, raw.entry, raw.line), key,
-                  lambda _: validate.host_interface(addr, length))
 
 
-def _ipv6_with_prefix(raw: Value, key: str, word: str) -> IPInterface:
-    text, slash, length = word.partition("/")
-    addr = _check(Value(text, raw.entry, raw.line), key, validate.ipv6_address)
-    n = _check(Value(length, raw.entry, raw.line), key,
-               lambda s: validate.prefix(s, 6)) if slash else DEFAULT_PREFIX6
-    return _check(raw, key, lambda _: validate.host_interface(addr, n))
 
 
-def _gateway(raw: Value, key: str, name: str, warnings: list[str],
-             text: Optional[str] = None) -> IPAddress:
-    """A gateway's address, without its scope ID: the files are the interface's own, so the
-    gateway is on that interface. A scope ID naming another interface is a warning."""
-    addr, scope = _check(Value(raw.value if text is None else text, raw.entry, raw.line), key,
-                         validate.gateway)
-    if scope is not None and scope != name:
-        warnings.append(f"{raw.where(key)}: the scope ID %{scope} of {addr} is not {name}, the "
-                        f"interface these settings are for; {addr} is configured on {name}")
-    return addr
 
 
-def _route(raw: Value, key: str, name: str, warnings: list[str]) -> Route:
-    words = validate.words(raw.value)
-    if not words:
-        raise raw.error(key, "is empty; expected 'DEST/PREFIX via GATEWAY [metric N]'")
-    dest_text, rest = words[0], words[1:]
-    if dest_text == "default":
-        dest_text = "::/0" if any(":" in w for w in rest) else "0.0.0.0/0"
-    dest = _check(Value(dest_text, raw.entry, raw.line), key, validate.network)
-    gateway: Optional[IPAddress] = None
-    metric: Optional[int] = None
-    while rest:
-        if len(rest) < 2 or rest[0] not in ("via", "metric"):
-            raise raw.error(key, f"expected 'via GATEWAY' or 'metric N', got "
-                                 f"{' '.join(rest)[:60]!r}")
-        word, arg, rest = rest[0], rest[1], rest[2:]
-        if word == "via":
-            gateway = _gateway(raw, key, name, warnings, arg)
-            if gateway.version != dest.version:
-                raise raw.error(key, f"gateway {gateway} is not of the family of {dest}")
-        else:
-            metric = _check(Value(arg, raw.entry, raw.line), key, validate.metric)
-    return Route(dest, gateway, metric)
 
 
-def _check(v: Value, key: str, fn: Callable[[str], T]) -> T:
-    try:
-        return fn(v.value)
-    except ValueError as e:
-        raise v.error(key, str(e)) from None
 
 
-def _get(values: dict[str, Value], key: str, fn: Callable[[str], T]) -> T:
-    return _check(values[key], key, fn)
 
 
-def _opt(values: dict[str, Value], key: str, fn: Callable[[str], T]) -> Optional[T]:
-    return _check(values[key], key, fn) if key in values else None
 
 
 __all__ = ["NetDev", "Result", "build", "ipaddress"]
