@@ -132,3 +132,17 @@ def test_loading_the_module_waits_for_the_tree(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "calls").read_text() == "-q -a qemu_fw_cfg\n"
     assert tree.is_dir() is loads
     assert ("info: modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree" in log.lines) is not loads
+
+
+def test_a_tree_without_by_key_has_no_entries(tmp_path: Path) -> None:
+    """qemu_fw_cfg loaded without a device (libvirt without <acpi/>): the tree holds no
+    by_key; that is no entries (exit 0), not an unreadable device (exit 4)."""
+    from tests.agent import agent
+    from tests.fakeroot import write_os_release
+
+    root = tmp_path / "root"
+    (root / "sys/firmware/qemu_fw_cfg").mkdir(parents=True)
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    r = agent(root, "apply")
+    assert r.code == 0, r.err
+    assert "no fw_cfg entries for fwcfg-agent" in r.err
