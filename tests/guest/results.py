@@ -138,6 +138,24 @@ class BootResult:
             out[name] = int(size)
         return out
 
+    def critical_chain(self, unit: str = "fwcfg-agent.service") -> str:
+        """`systemd-analyze critical-chain UNIT` as the guest printed it: the collector's
+        critical-chain.txt for the agent, critical-chain-UNIT.txt for a unit a test's pre
+        snippet asked about (measure.chain_pre)."""
+        text = self.text(f"critical-chain-{unit}.txt")
+        if not text and unit == "fwcfg-agent.service":
+            return self.text("critical-chain.txt")
+        return text
+
+    def userspace_start(self) -> int:
+        """When the service manager started, microseconds since boot (the zero of
+        critical-chain's "@" times); 0 if the pre snippet did not record it."""
+        for line in self.text("show-manager.txt").splitlines():
+            key, _, value = line.partition("=")
+            if key == "UserspaceTimestampMonotonic" and value.isdigit():
+                return int(value)
+        return 0
+
     def blame(self, unit: str = "fwcfg-agent.service") -> str:
         for line in self.text("blame.txt").splitlines():
             if line.split()[-1:] == [unit]:
