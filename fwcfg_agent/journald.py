@@ -69,10 +69,12 @@ class Socket:
             raise OSError(EMSGSIZE, "message too large for a datagram") from None
         journal.send(message, **{k: str(v) for k, v in fields.items()})
 
-    def drain(self, timeout: float = 0.1) -> None:
+    def drain(self, timeout: float = 0.5) -> None:
         """Wait (bounded) until journald has read what we sent. journald tells a message's unit
         from the sender's /proc entry: a process that exits first has its last messages stored
-        without _SYSTEMD_UNIT, and `journalctl -u` does not show them."""
+        without _SYSTEMD_UNIT, and `journalctl -u` does not show them. Half a second at most:
+        in a loaded early boot journald took longer than 0.1 s (the wait ends as soon as it has
+        read everything, so an idle journald costs nothing)."""
         import fcntl
 
         deadline = time.monotonic() + timeout
