@@ -110,6 +110,7 @@ class Boot:
 class Chains:
     lab: Lab
     boots: list[Boot] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
 
     def of(self, kind: str) -> list[Boot]:
         return [b for b in self.boots if b.kind == kind]
@@ -143,7 +144,11 @@ def _run(lab: Lab) -> Chains:
 
 @pytest.fixture(scope="module")
 def chains(agent_lab: Lab) -> Chains:
-    return _run(agent_lab)
+    """The boots and their report, written here: a module fixture is set up before each test's
+    write guard (tests/conftest.py) is armed, and the report goes to build/."""
+    c = _run(agent_lab)
+    c.report = _report(c)
+    return c
 
 
 def _summary(boots: list[Boot]) -> dict[str, Any]:
@@ -257,8 +262,7 @@ def test_agent_starts_only_on_a_writable_root(chains: Chains) -> None:
 
 
 def test_critical_chain_to_network_target(chains: Chains) -> None:
-    doc = _report(chains)
-    for row in doc["boots"]:
+    for row in chains.report["boots"]:
         assert row["target"] == "network.target" and row["target_seconds"], row
         if row["on_chain"]:  # the agent is on the chain only through network-pre.target
             chain = [link.split()[0] for link in row["chain"]]
