@@ -154,6 +154,8 @@ def chain_figures(r: BootResult, target: str = "network.target") -> dict[str, An
         t = r.monotonic(unit, prop)
         return round((t - zero) / 1e6, 3) if t and zero else None
 
+    pre, networkd = (at("network-pre.target", "ActiveEnterTimestampMonotonic"),
+                     at("systemd-networkd.service", "InactiveExitTimestampMonotonic"))
     cpu = r.text("agent-cpu.txt").strip().partition("=")[2]
     start = r.monotonic("fwcfg-agent.service", "ExecMainStartTimestampMonotonic")
     end = r.monotonic("fwcfg-agent.service", "ExecMainExitTimestampMonotonic")
@@ -165,8 +167,11 @@ def chain_figures(r: BootResult, target: str = "network.target") -> dict[str, An
         "agent_done": at("fwcfg-agent.service", "ActiveEnterTimestampMonotonic"),
         "udev_trigger_done": at("systemd-udev-trigger.service", "ActiveEnterTimestampMonotonic"),
         "udevd_ready": at("systemd-udevd.service", "ActiveEnterTimestampMonotonic"),
-        "network_pre": at("network-pre.target", "ActiveEnterTimestampMonotonic"),
-        "networkd_started": at("systemd-networkd.service", "InactiveExitTimestampMonotonic"),
+        "network_pre": pre,
+        "networkd_started": networkd,
+        # how long networkd still waited for something else once the agent was done
+        # (network-pre.target reached): the margin by which the agent is off the chain
+        "margin": round(networkd - pre, 3) if pre is not None and networkd is not None else None,
         "chain": [
             link.unit
             + (f" @{link.at:.3f}s" if link.at is not None else "")
