@@ -171,7 +171,7 @@ class Waiter:
     def wait_for_nics(self, timeout: float = NIC_WAIT) -> int:
         """Wait (bounded) until every Ethernet NIC the hardware has shows up as a network
         device, loading the drivers of driverless NIC hardware as udev would. The agent starts
-        right after udev's coldplug was queued, usually long before udev gets to the NIC
+        alongside udev's coldplug, usually long before udev gets to the NIC
         drivers. Returns how many NICs are still missing (0 when all are there)."""
         if self.missing is not None:
             return self.missing
@@ -199,8 +199,8 @@ class Waiter:
         /run/udev/data/n<ifindex> exists), so that their names are final. Only where udev
         runs."""
         data = chase(self.root, "run/udev/data")
-        if not os.path.isdir(data):
-            return
+        if not os.path.isdir(data) and not os.path.lexists(chase(self.root, "run/udev/control")):
+            return  # no udev here (a container, an image): nothing will rename the NICs
         net = chase(self.root, NET)
         start = time.monotonic()
         deadline = start + timeout
@@ -209,7 +209,7 @@ class Waiter:
                 names = os.listdir(net)
             except OSError:
                 return
-            pending = False
+            pending = not os.path.isdir(data)  # udevd runs but has written nothing yet
             for n in names:
                 d = os.path.join(net, n)
                 if is_ethernet(d) and not os.path.exists(
