@@ -100,8 +100,10 @@ def install(python: str, work: Path) -> tuple[list[str], list[str]]:
                     "--no-build-isolation", "--no-index", str(src)], check=True,
                    stdout=subprocess.DEVNULL)
     # the build precompiled the templates (setup.py) with the jinja2 the agent runs with here
+    # (a clean environment: make test's PYTHONPATH would put the checkout's package first)
     check = subprocess.run([str(venv / "bin/python"), "-m", "fwcfg_agent.render.cache",
-                            "--check"], cwd=work, capture_output=True, text=True)
+                            "--check"], cwd=work, capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     if check.returncode != 0:
         raise SystemExit(f"the installed agent does not use precompiled templates: "
                          f"{check.stderr.strip()}")
