@@ -15,8 +15,9 @@ one NIC, interleaved so that a slow stretch of the host weighs on every kind ali
 Eight boots by default (two of each, to keep `make test` within its time: each TCG boot takes
 about a minute here); FWCFG_CHAIN_BOOTS="first=3,later=5,baked=5,empty=3" sets the counts for a
 real measurement (the README's figures are from three of each). The tests check that every
-boot configured the guest and that the agent started only once the root was writable; the figures (build/critical-chain.json, the boot report, the
-test output, and a table for the README) are reported, never asserted.
+boot configured the guest and that the agent started only once the root was writable; the
+figures (build/critical-chain.json, the boot report, the test output, and a table for the
+README) are reported, never asserted.
 """
 
 from __future__ import annotations
