@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import os
 
-from . import __version__, snapshot
+from . import __version__
 from .device import device_present
-from .errors import AgentError
-from .lock import RunLock
 from .log import MSG_NOTHING, MSG_UNCHANGED, Log
-from .nics import Waiter
-from .rootfs import forget_paths
-from .runinfo import RawJSON, append, record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, Optional
+
+    from .nics import Waiter
 
 NO_DEVICE_MESSAGE = ("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node), and no SMBIOS OEM "
                      "string or system credential for fwcfg-agent: nothing to do")
@@ -74,7 +71,6 @@ def run(argv: Sequence[str]) -> Result:
     if given is None:
         return Result(None, "", None)  # another command, any other option: the full path
     root = os.path.abspath(given)
-    forget_paths()
     if not device_present(root):
         # Entries may come by SMBIOS OEM strings or systemd credentials too: a DMI table that
         # never mentions the agent and no fwcfg-agent.* credential prove there are none.
@@ -85,6 +81,16 @@ def run(argv: Sequence[str]) -> Result:
             log.info(NO_DEVICE_MESSAGE, MSG_NOTHING)
             log.close()
             return Result(0, "", None)
+    # Only now the modules of the replay: a boot without a device (bare metal, another
+    # hypervisor) does not pay for them.
+    from . import snapshot
+    from .errors import AgentError
+    from .lock import RunLock
+    from .nics import Waiter
+    from .rootfs import forget_paths
+    from .runinfo import RawJSON, append, record
+
+    forget_paths()
     items = snapshot.load(root)
     if not items:
         return Result(None, "this is the first run (no record of an earlier one)", None)
