@@ -102,8 +102,7 @@ class Outcome(NamedTuple):
     dirs_created: list[str]
 
 
-def _make(root: str, changes: Sequence[Change], *, selinux: bool,
-          undo_on_error: bool = True) -> list[str]:
+def _make(root: str, changes: Sequence[Change], *, selinux: bool) -> list[str]:
     """Make the changes in order; on an error, put back what was changed and re-raise."""
     done: list[Change] = []
     created: list[str] = []
@@ -115,16 +114,15 @@ def _make(root: str, changes: Sequence[Change], *, selinux: bool,
                 created += write_node(root, c.path, c.after, selinux=selinux, sync_dir=False)
             done.append(c)
     except AgentError:
-        if undo_on_error:
-            for c in reversed(done):
-                try:
-                    if c.before is None:
-                        remove(root, c.path)
-                    else:
-                        write_node(root, c.path, c.before, selinux=selinux)
-                except AgentError:
-                    pass  # the journal's pending record still lets rollback try again
-            remove_empty_dirs(root, created)
+        for c in reversed(done):
+            try:
+                if c.before is None:
+                    remove(root, c.path)
+                else:
+                    write_node(root, c.path, c.before, selinux=selinux)
+            except AgentError:
+                pass  # the journal's pending record still lets rollback try again
+        remove_empty_dirs(root, created)
         raise
     sync_dirs({os.path.dirname(chase(root, c.path, follow_last=False)) for c in changes}, root)
     return created

@@ -23,7 +23,7 @@ from .facts import Facts, gather
 from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
 from .formats import Format
 from .fsutil import selinux_enabled
-from .journal import Journal, State
+from .journal import STATE, Journal, State
 from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .nics import Waiter
@@ -109,7 +109,7 @@ def _load_state(opts: Options, journal: Journal, reader: Reader) -> State:
             opts.log.warning(f"{e}; going on as if the agent managed no files")
             return State()
         aside = journal.set_aside_state()
-        reader.forget("f", "var/lib/fwcfg-agent/state.json")
+        reader.forget("f", STATE)
         opts.log.warning(f"{e}; moved it to {aside} and going on as if the agent managed no "
                          "files")
         return State()
@@ -185,7 +185,7 @@ def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal,
     outcome = execute(changes, planned.plan, root, journal, state, run, base,
                       selinux=selinux_enabled(root == "/"), log=opts.log)
     files, dirs = outcome.files, outcome.dirs_created
-    reader.set("f", "var/lib/fwcfg-agent/state.json", journal.save_state(state))
+    reader.set("f", STATE, journal.save_state(state))
     hostname = planned.plan.hostname if config.set_hostname else None
     _set_hostname(opts, hostname)
     if root == "/" and hostname:
