@@ -202,8 +202,7 @@ class Journal:
 
     def load_state(self, reader: Optional[Reader] = None) -> State:
         """The state; StateError (naming the file and what is wrong) when it is damaged."""
-        data = reader.read(STATE) if reader is not None else \
-            (read_node(self.root, STATE) or Node("reg")).data or None
+        data = (reader or Reader(self.root)).read(STATE)
         if data is None:
             if os.path.lexists(chase(self.root, STATE)) and not os.path.isfile(
                     chase(self.root, STATE)):
