@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
 SOCKET = "/run/systemd/journal/socket"
+CGROUP = "/proc/self/cgroup"
 SIOCOUTQ = 0x5411  # bytes sent on a socket that the receiver has not read yet
 EMSGSIZE, ENOBUFS = 90, 105
 
@@ -41,6 +42,31 @@ def encode(message: str, fields: Iterable[tuple[str, object]]) -> bytes:
 def under_systemd() -> bool:
     """Started by systemd (a unit), so journald is the place for our messages."""
     return bool(os.environ.get("INVOCATION_ID") or os.environ.get("JOURNAL_STREAM"))
+
+
+def unit_of(cgroup: str) -> Optional[str]:
+    """The service a process runs in, from its /proc/PID/cgroup text: the last component of the
+    unified hierarchy's path (`0::/system.slice/NAME.service`), or of the `name=systemd` line on
+    a legacy hierarchy. None for a scope, a slice or anything that is not a plain unit name."""
+    for line in cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3 or parts[1] not in ("", "name=systemd"):
+            continue
+        name = parts[2].rsplit("/", 1)[-1]
+        stem = name[:-len(".service")]
+        if name.endswith(".service") and stem and all(
+                c.isascii() and (c.isalnum() or c in ":_.@-\\") for c in stem):
+            return name
+    return None
+
+
+def own_unit() -> Optional[str]:
+    """The service this process runs in (None outside one)."""
+    try:
+        with open(CGROUP, encoding="utf-8", errors="replace") as fh:
+            return unit_of(fh.read())
+    except OSError:
+        return None
 
 
 class Socket:

@@ -59,6 +59,11 @@ class Log:
         self.quiet = quiet
         self._sender = sender if sender is not None else (
             _journal_sender() if use_journal else None)
+        # The unit we run in, named in every message as OBJECT_SYSTEMD_UNIT (journald trusts
+        # that field from root). journald tells a message's unit from the sender's /proc entry;
+        # a process that exits before journald has looked has its last messages stored without
+        # _SYSTEMD_UNIT, and `journalctl -u` finds them by this field instead.
+        self._unit = journald.own_unit() if sender is None and self._sender is not None else None
 
     @property
     def to_journal(self) -> bool:
@@ -72,6 +77,8 @@ class Log:
             extra = {f"FWCFG_{k.upper()}": str(v) for k, v in fields.items() if v is not None}
             if message_id:
                 extra["MESSAGE_ID"] = message_id
+            if self._unit:
+                extra["OBJECT_SYSTEMD_UNIT"] = self._unit
             try:
                 self._sender(message, PRIORITY=priority, SYSLOG_IDENTIFIER="fwcfg-agent", **extra)
                 return
@@ -84,7 +91,8 @@ class Log:
 
     def close(self) -> None:
         """The end of the run: wait (bounded) until journald has read our messages, so that
-        the last ones are attributed to the unit too."""
+        the last ones are attributed to the unit too (OBJECT_SYSTEMD_UNIT covers the race that
+        remains: journald reads the datagram before it looks up the sender)."""
         if isinstance(self._sender, journald.Socket):
             self._sender.drain()
             self._sender.close()

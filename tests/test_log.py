@@ -229,3 +229,51 @@ def _drain_socket(server: Any) -> list[bytes]:
             got.append(server.recv(65536))
         except BlockingIOError:
             return got
+
+
+@pytest.mark.parametrize(("cgroup", "unit"), [
+    ("0::/system.slice/fwcfg-agent.service\n", "fwcfg-agent.service"),
+    ("12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/fwcfg-agent.service\n"
+     "0::/\n", "fwcfg-agent.service"),
+    ("0::/system.slice/system-fwcfg\\x2dagent.slice/fwcfg-agent@eth0.service\n",
+     "fwcfg-agent@eth0.service"),
+    ("0::/user.slice/user-0.slice/session-3.scope\n", None),  # a shell: no unit to name
+    ("0::/init.scope\n", None),
+    ("0::/system.slice/.service\n", None),
+    ("0::/system.slice/a b.service\n", None),
+    ("0::/system.slice/a\nb.service\n", None),
+    ("garbage", None),
+    ("", None),
+])
+def test_the_unit_is_read_from_the_cgroup_path(cgroup: str, unit: str | None) -> None:
+    from fwcfg_agent import journald
+
+    assert journald.unit_of(cgroup) == unit
+
+
+def test_every_message_names_its_unit_for_journalctl_u(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast run exits within milliseconds; journald, busy in early boot, may look up the
+    sender's /proc entry after it is gone and store the message without _SYSTEMD_UNIT. Seen in
+    a guest: `journalctl -u fwcfg-agent` then showed no "nothing changed". Each message carries
+    OBJECT_SYSTEMD_UNIT, which `journalctl -u` matches for messages from root."""
+    from fwcfg_agent import fast, journald
+
+    path = str(tmp_path / "journal.socket")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.setblocking(False)
+    cgroup = tmp_path / "cgroup"
+    cgroup.write_text("0::/system.slice/fwcfg-agent.service\n")
+    monkeypatch.setattr(journald, "SOCKET", path)
+    monkeypatch.setattr(journald, "CGROUP", str(cgroup))
+    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
+    from fwcfg_agent.cli import main
+
+    assert main(["apply", "--root", str(root)]) == 0
+    assert fast.run(["apply", "--root", str(root)]).code == 0
+    got = [_parse_native(d) for d in _drain_socket(server)]
+    server.close()
+    assert got and all(f["OBJECT_SYSTEMD_UNIT"] == b"fwcfg-agent.service" for f in got), got
+    assert got[-1]["MESSAGE_ID"] == logmod.MSG_UNCHANGED.encode(), got[-1]
