@@ -19,7 +19,9 @@ test:
 	done
 	newest=$$(echo "$$venvs" | tail -n1)
 	echo "=== real-guest tests on $$($$newest/bin/python --version)"
-	PYTHONPATH=$(CURDIR) $$newest/bin/python -m pytest -q -m guest tests
+	# two guests at a time (a TCG guest keeps one core busy); a module's boots stay together
+	PYTHONPATH=$(CURDIR) $$newest/bin/python -m pytest -q -m guest \
+	  -n $${FWCFG_GUEST_JOBS:-2} --dist loadfile tests/guest
 
 vm-demo:
 	tools/vm-demo

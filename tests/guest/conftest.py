@@ -5,6 +5,10 @@ installed into a copy of it once per session, and each test boots qcow2 overlays
 times and `systemd-analyze blame` lines are printed at the end of the run and written to
 build/guest-report.json (FWCFG_GUEST_REPORT overrides the path). Disks, console logs and the
 guests' results go to pytest's temporary directory, or under $FWCFG_GUEST_WORKDIR if set.
+
+`make test` runs this suite on pytest-xdist workers (`-n 2 --dist loadfile`: a module's boots
+stay in one worker, in order). Each worker has its own lab; the workers send their reports
+back (xdist's workeroutput) and the controller prints and writes them as one.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pytest.terminal import TerminalReporter
@@ -22,7 +27,9 @@ from _pytest.terminal import TerminalReporter
 from . import image
 from .lab import Lab
 
-_LABS: list[Lab] = []
+_LABS: list[Lab] = []  # this process's labs
+_FROM_WORKERS: list[dict[str, Any]] = []  # the controller: the labs' reports of xdist workers
+_OUTPUT_KEY = "fwcfg_guest_reports"
 
 
 def _report_path() -> Path:
@@ -30,7 +37,7 @@ def _report_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
     missing = [
         t
         for t in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mkfs.ext4")
@@ -49,8 +56,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         with_agent=image.agent_available(),
     )
     _LABS.append(the_lab)
-    yield the_lab
-    the_lab.write_report(_report_path())
+    return the_lab
 
 
 @pytest.fixture(autouse=True)
@@ -77,20 +83,64 @@ def agent_lab(lab: Lab) -> Lab:
     return lab
 
 
+def _reports() -> list[dict[str, Any]]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return [{**the_lab.report(), "worker": worker} for the_lab in _LABS] + _FROM_WORKERS
+
+
+def merged_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several labs (one per xdist worker): their boots in the order each worker
+    ran them, setup steps named by worker when there are several."""
+    several = len(reports) > 1
+    return {
+        "image": reports[0]["image"],
+        "image_build_seconds": reports[0]["image_build_seconds"],
+        "workers": [r["worker"] for r in reports],
+        "setup_seconds": {
+            (f"{r['worker']}: {k}" if several else k): v
+            for r in reports for k, v in r["setup_seconds"].items()
+        },
+        "boots": [b for r in reports for b in r["boots"]],
+        "measurements": {k: v for r in reports for k, v in r["measurements"].items()},
+    }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller: an xdist worker finished; keep the reports it sent."""
+    sent = getattr(node, "workeroutput", {}).get(_OUTPUT_KEY)
+    if sent:
+        _FROM_WORKERS.extend(json.loads(sent))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller prints and writes
+        workeroutput[_OUTPUT_KEY] = json.dumps(_reports())
+        return
+    reports = _reports()
+    if reports:
+        path = _report_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(merged_report(reports), indent=2) + "\n")
+
+
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    for the_lab in _LABS:
-        rep = the_lab.report()
-        terminalreporter.section("real guests: image, boots, fwcfg-agent blame")
+    reports = _reports()
+    if not reports:
+        return
+    rep = merged_report(reports)
+    terminalreporter.section("real guests: image, boots, fwcfg-agent blame")
+    terminalreporter.write_line(
+        f"image {rep['image']} (built in {rep['image_build_seconds']}s when first made)"
+    )
+    for what, secs in rep["setup_seconds"].items():
+        terminalreporter.write_line(f"  setup {what}: {secs}s")
+    for b in rep["boots"]:
         terminalreporter.write_line(
-            f"image {rep['image']} (built in {rep['image_build_seconds']}s when first made)"
+            f"  {b['name']:<28} wall {b['wall_seconds']:6.1f}s | agent {b['agent_run_ms']} ms | "
+            f"blame: {b['blame'] or '-'} | {b['userspace']}"
         )
-        for what, secs in rep["setup_seconds"].items():
-            terminalreporter.write_line(f"  setup {what}: {secs}s")
-        for r in the_lab.records:
-            terminalreporter.write_line(
-                f"  {r.name:<28} wall {r.wall_seconds:6.1f}s | agent {r.agent_run_ms} ms | "
-                f"blame: {r.blame or '-'} | {r.userspace}"
-            )
-        for what, value in rep["measurements"].items():
-            terminalreporter.write_line(f"  {what}: {json.dumps(value)}")
-        terminalreporter.write_line(f"report: {_report_path()}")
+    for what, value in rep["measurements"].items():
+        terminalreporter.write_line(f"  {what}: {json.dumps(value)}")
+    terminalreporter.write_line(f"report: {_report_path()}")

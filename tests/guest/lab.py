@@ -47,7 +47,9 @@ class Lab:
 
     @property
     def lock(self) -> Path:
-        return image.cache_dir() / "qemu.lock"
+        """The directory of QEMU's slot locks (vm.qemu_slot): shared by every guest test on
+        this machine."""
+        return image.cache_dir() / "qemu-slots"
 
     def tree(self) -> Path:
         """The base tree with the agent (if in the checkout) and the test hooks installed."""

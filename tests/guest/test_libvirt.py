@@ -30,7 +30,7 @@ from tests.agent import guard
 from . import checks, image
 from .lab import MAC0, Lab
 from .results import BootResult
-from .vm import RESULTS_MIB, Boot, _one_qemu_at_a_time
+from .vm import RESULTS_MIB, Boot, qemu_slot
 
 pytestmark = pytest.mark.guest
 
@@ -215,7 +215,7 @@ def boot_with_libvirt(lab: Lab, daemon: Libvirtd, work: Path, channel: str) -> B
                        f"opt/org.example/net0={work / 'net0.env'}")
     (work / "domain.xml").write_text(domain)
     daemon.virsh("define", str(work / "domain.xml"))
-    with _one_qemu_at_a_time(lab.lock):
+    with qemu_slot(lab.lock):
         started = time.monotonic()
         daemon.virsh("start", name)
         while daemon.virsh("domstate", name).strip() != "shut off":
