@@ -15,8 +15,8 @@ one NIC, interleaved so that a slow stretch of the host weighs on every kind ali
 Four boots by default (one of each: `make test` checks what each kind of boot does and keeps
 within its time; a TCG boot takes one to two minutes here); FWCFG_CHAIN_BOOTS=
 "first=3,later=5,baked=5,empty=3" sets the counts for a real measurement, on an otherwise idle
-machine (`make chain-measure`; the README's figures come from such a run). The tests check that every
-boot configured the guest and that the agent started only once the root was writable; the
+machine (`make chain-measure`; the README's figures come from such a run). The tests check
+that every boot configured the guest and that the agent started only once the root was writable; the
 figures (build/critical-chain.json, the boot report, the test output, and a table for the
 README) are reported, never asserted.
 """
