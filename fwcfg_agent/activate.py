@@ -33,21 +33,18 @@ UDEV_CONTROL = "/run/udev/control"
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
 
 
+def _first_executable(paths: Iterable[str]) -> str | None:
+    return next((p for p in paths if os.access(p, os.X_OK)), None)
+
+
 def _generator() -> list[str] | None:
-    for path in GENERATORS:
-        if os.access(path, os.X_OK):
-            return [path]
+    found = _first_executable(GENERATORS)
+    if found is not None:
+        return [found]
     import shutil
 
     tool = shutil.which("netplan", path="/usr/sbin:/usr/bin:/sbin:/bin")
     return [tool, "generate"] if tool else None
-
-
-def _systemd_generator() -> str | None:
-    for path in SYSTEMD_GENERATORS:
-        if os.access(path, os.X_OK):
-            return path
-    return None
 
 
 def shadow(paths: Iterable[str]) -> bool:
@@ -77,7 +74,7 @@ def _without_udev_round_trip() -> None:
 def netplan_generate(root: Path, log: Log) -> bool:
     import subprocess  # only here: a boot that changed no netplan file does not load it
 
-    generator = _systemd_generator() if root == Path("/") else None
+    generator = _first_executable(SYSTEMD_GENERATORS) if root == Path("/") else None
     scratch = None
     if generator is not None:
         import tempfile

@@ -96,7 +96,7 @@ def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[s
         if not todo and not follow_last:
             done.append(part)
             break
-        here = "/".join((root, *done, part)) if root != "/" else "/" + "/".join((*done, part))
+        here = "/".join((root, *done, part))  # (never the root "/": chase returns at once)
         try:
             target = os.readlink(here)
         except OSError:  # not a link, or not there (nor anything below it)

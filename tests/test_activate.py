@@ -57,9 +57,9 @@ def test_runs_netplans_generator_not_its_python_front_end() -> None:  # (--root:
 
 def test_on_the_running_system_netplan_runs_as_the_systemd_generator() -> None:
     """netplan 1.x's generator only works under its generator name; 0.106's works both ways."""
-    from fwcfg_agent.activate import _systemd_generator
+    from fwcfg_agent.activate import SYSTEMD_GENERATORS, _first_executable
 
-    path = _systemd_generator()
+    path = _first_executable(SYSTEMD_GENERATORS)
     assert path is not None and "/systemd/system-generators/" in path
 
 
