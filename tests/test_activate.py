@@ -6,9 +6,7 @@ import contextlib
 import errno
 import io
 import os
-import pickle
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from fwcfg_agent.log import Log
 
 from .agent import agent
 from .conftest import make_guest_root
+from .forked import in_child
 
 
 def test_netplan_is_generated_again(tmp_path: Path) -> None:
@@ -63,40 +62,6 @@ def test_on_the_running_system_netplan_runs_as_the_systemd_generator() -> None:
     assert path is not None and "/systemd/system-generators/" in path
 
 
-def _child(fn: Callable[[], object]) -> object:
-    """fn() in a forked child with its own mount namespace; its result (or exception) back."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            from tests import conftest
-            from tests.agent import guard
-
-            conftest._armed = False  # the child's mounts are its own: the tripwire's paths too
-            guard.disarm()
-            os.close(r)
-            try:
-                out: object = fn()
-            except BaseException as e:  # reported to the parent
-                out = e
-            os.write(w, pickle.dumps(out))
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    result = pickle.loads(data)
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespaces need root")
 
 
@@ -132,7 +97,7 @@ def test_the_generator_does_not_wait_for_a_busy_udevd(tmp_path: Path) -> None:
         text = "".join(Path(f"/run/systemd/network/{f}").read_text() for f in files)
         return ok, files, text, err.getvalue()
 
-    got = _child(run)
+    got = in_child(run)
     assert isinstance(got, tuple)
     ok, files, text, err = got
     assert ok, err
@@ -163,7 +128,7 @@ def test_shadowed_paths_refuse_connections_in_the_child_only(tmp_path: Path) -> 
         return connect()
 
     try:
-        assert _child(shadowed) == "ECONNREFUSED"
+        assert in_child(shadowed) == "ECONNREFUSED"
         assert connect() == "connected"
     finally:
         server.close()

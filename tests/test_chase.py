@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent.rootfs import chase, forget_paths
+
+from .forked import in_child
 
 # A small tree: directories, and symlinks of every kind chase must handle: absolute (taken
 # relative to the root), relative, climbing above the root, to a link, dangling, a loop.
@@ -46,34 +47,25 @@ def _tree(root: Path) -> Path:
 def _kernel_view(root: Path, rels: list[str]) -> list[object]:
     """What a process chrooted into `root` sees for each path: realpath inside the chroot
     (missing components kept), mapped back to a host path; "ELOOP" for a symlink loop."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: chroot, resolve, report, exit without running pytest's atexit
-        try:
-            os.close(r)
-            os.chroot(root)
-            os.chdir("/")
-            out: list[object] = []
-            for rel in rels:
-                try:
-                    os.stat("/" + rel)  # the kernel's own walk: ELOOP on a loop
-                except OSError as e:
-                    if e.errno == errno.ELOOP:
-                        out.append("ELOOP")
-                        continue
-                real = os.path.realpath("/" + rel)
-                out.append(str(root) + real if real != "/" else str(root))
-            os.write(w, pickle.dumps(out))
-        finally:
-            os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 65536):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    result: list[object] = pickle.loads(data)
-    return result
+
+    def view() -> list[object]:
+        os.chroot(root)
+        os.chdir("/")
+        out: list[object] = []
+        for rel in rels:
+            try:
+                os.stat("/" + rel)  # the kernel's own walk: ELOOP on a loop
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    out.append("ELOOP")
+                    continue
+            real = os.path.realpath("/" + rel)
+            out.append(str(root) + real if real != "/" else str(root))
+        return out
+
+    got = in_child(view)
+    assert isinstance(got, list)
+    return got
 
 
 def _chase(root: Path, rel: str) -> object:
