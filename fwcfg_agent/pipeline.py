@@ -124,12 +124,12 @@ def collect(reader: Reader, config: AgentConfig, kind: str, log: Log) -> Collect
     NoDeviceError when there is no fw_cfg device and nothing mentions the agent in the other
     channels: the boot has nothing for it."""
     table = dmi.read_table(reader)
-    oem = dmi.agent_strings(reader, table)
-    creds = credentials.credentials(reader)
-    offers = [_Offer(s.name, SMBIOS, s.where, s.number, None, s.payload)
-              for s in oem if config.wants(s.name)]
+    # what the config leaves out is not looked at further: not even its name is judged
+    oem = dmi.agent_strings(reader, table, config.wants)
+    creds = credentials.credentials(reader, config.wants)
+    offers = [_Offer(s.name, SMBIOS, s.where, s.number, None, s.payload) for s in oem]
     offers += [_Offer(c.name, CREDENTIAL, c.where, 0, None, partial(c.read, reader))
-               for c in creds if config.wants(c.name)]
+               for c in creds]
     root = Root(Path(reader.root))
     with ExitStack() as stack:
         try:

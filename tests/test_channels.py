@@ -211,6 +211,26 @@ def test_a_credential_whose_name_cannot_be_an_entrys_is_exit_3(guest_root: Path)
     assert r.code == 3 and "system credential fwcfg-agent.my net" in r.err
 
 
+def test_a_bad_name_the_config_excludes_is_ignored_not_fatal(guest_root: Path) -> None:
+    """EXCLUDE turns a channel off (docs/channels.md): a credential or OEM string whose name the
+    config leaves out is not judged at all, even when the agent could not take that name; one
+    the config takes is still exit 3."""
+    make_guest_root(guest_root, {"opt/GuestInfo": b"HOSTNAME=kept.example.com\n"})
+    write_credentials(guest_root, {"fwcfg-agent.my net": b"HOSTNAME=x\n"})
+    write_dmi_table(guest_root, smbios_table([oem("opt/skip/a b", b"HOSTNAME=y\n"),
+                                              oem("opt/skip/\xe9", b"HOSTNAME=z\n")]))
+    conf(guest_root, "EXCLUDE='opt/fwcfg-agent/* opt/skip/*'\n")
+    r = agent(guest_root, "apply")
+    assert r.code == 0, r.err
+    assert (guest_root / "etc/hostname").read_text() == "kept.example.com\n"
+    conf(guest_root, "EXCLUDE='opt/skip/*'\n")  # the credential channel is on again
+    r = agent(guest_root, "apply")
+    assert r.code == 3 and "system credential fwcfg-agent.my net" in r.err
+    conf(guest_root, "EXCLUDE='opt/fwcfg-agent/*'\n")  # the bad OEM strings are wanted again
+    r = agent(guest_root, "apply")
+    assert r.code == 3 and "SMBIOS OEM string 1" in r.err
+
+
 def test_a_credential_and_fw_cfg_with_one_name(guest_root: Path) -> None:
     make_guest_root(guest_root, {"opt/fwcfg-agent/net1": NET1})
     write_credentials(guest_root, {"fwcfg-agent.net1": NET1})

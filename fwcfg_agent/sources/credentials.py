@@ -13,7 +13,8 @@ EXCLUDE can leave out one credential (opt/fwcfg-agent/X) or all of them (opt/fwc
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Optional
 
 from ..channels import (
     CREDENTIAL_PREFIX,
@@ -47,12 +48,16 @@ def listed(reader: Reader) -> list[str]:
     return [n for n in reader.listdir(CREDENTIALS_DIR) or () if is_agent_credential(n)]
 
 
-def credentials(reader: Reader) -> list[Credential]:
-    """The agent's credentials, by name. One whose name cannot be an entry's is an error
-    (exit 3) naming it."""
+def credentials(reader: Reader,
+                wants: Optional[Callable[[str], bool]] = None) -> list[Credential]:
+    """The agent's credentials whose entry names WANTS (the config's INCLUDE and EXCLUDE)
+    takes. One whose name cannot be an entry's is an error (exit 3) naming it, unless the
+    config leaves it out: EXCLUDE=opt/fwcfg-agent/* turns the channel off, bad names too."""
     found = []
     for file in listed(reader):
         name = credential_entry_name(file)
+        if wants is not None and not wants(name):
+            continue
         problem = name_problem(file[len(CREDENTIAL_PREFIX):])
         if problem:
             raise PayloadError(f"system credential {ascii(file)[1:-1]}", problem)

@@ -23,6 +23,7 @@ for QEMU's option parser, newlines). Other OEM strings are not the agent's and a
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 from typing import NamedTuple, Optional
 
 from ..channels import DMI_TABLE, OEM_BASE64, OEM_TEXT, name_problem
@@ -134,9 +135,12 @@ def _strict(data: bytes) -> bytes:
     return data
 
 
-def agent_string(s: OemString) -> Optional[AgentString]:
-    """The OEM string as the agent's, None when it is not for the agent. A string with the
-    agent's prefix but no NAME= is an error (exit 3) naming the string."""
+def agent_string(s: OemString,
+                 wants: Optional[Callable[[str], bool]] = None) -> Optional[AgentString]:
+    """The OEM string as the agent's, None when it is not for the agent, or when WANTS (the
+    config's INCLUDE and EXCLUDE) leaves its NAME out: a string the config excludes is ignored,
+    even with a NAME the agent could not take. A string with the agent's prefix but no NAME=,
+    or a bad NAME the config does not leave out, is an error (exit 3) naming the string."""
     if s.text.startswith(OEM_BASE64):
         rest, encoded = s.text[len(OEM_BASE64):], True
     elif s.text.startswith(OEM_TEXT):
@@ -147,6 +151,8 @@ def agent_string(s: OemString) -> Optional[AgentString]:
     raw_name, eq, value = rest.partition(b"=")
     if not eq:
         raise PayloadError(where, f"{_shown(s.text)}: no '=' after the entry's name")
+    if wants is not None and not wants(raw_name.decode("ascii", "backslashreplace")):
+        return None
     try:
         name = raw_name.decode("ascii")
     except UnicodeDecodeError:
@@ -162,13 +168,15 @@ def read_table(reader: Reader) -> Optional[bytes]:
     return reader.read(DMI_TABLE)
 
 
-def agent_strings(reader: Reader, table: Optional[bytes]) -> list[AgentString]:
-    """The agent's OEM strings of TABLE (read by read_table), in table order."""
+def agent_strings(reader: Reader, table: Optional[bytes],
+                  wants: Optional[Callable[[str], bool]] = None) -> list[AgentString]:
+    """The agent's OEM strings of TABLE (read by read_table) whose names WANTS takes, in table
+    order."""
     if table is None:
         return []
     found = []
     for s in oem_strings(table, reader.path(DMI_TABLE)):
-        mine = agent_string(s)
+        mine = agent_string(s, wants)
         if mine is not None:
             found.append(mine)
     return found
