@@ -126,17 +126,118 @@ def test_size_cap_says_what_the_guest_says(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("machine", "free"), [
     ("q35", 16), ("pc", 19), ("pc-q35-7.2", 16), ("pc-i440fx-7.2", 19), ("pc-i440fx-2.8", 3),
-    ("pc-q35-2.9", 16),
+    ("pc-q35-2.9", 16), ("pc-q35-2.8", 0), ("pc-1.3", 3),
+    # distributions' machine types, as `virsh dumpxml` shows them on RHEL and Ubuntu: QEMU's
+    # default directory (the 16-slot one only comes with a QEMU version of 2.8 or older)
+    ("pc-q35-rhel9.4.0", 16), ("pc-q35-rhel8.6.0", 16), ("pc-i440fx-rhel7.6.0", 19),
+    ("pc-q35-noble", 16), ("pc-i440fx-jammy-hpb", 19), ("pc-q35-8.2+pve0", 16),
 ])
 def test_slot_budget(tmp_path: Path, machine: str, free: int) -> None:
     files = [f"opt/e{i:02d}={payload(tmp_path, b'HOSTNAME=h', f'{i}.env')}"
              for i in range(free + 1)]
-    ok = host("check", "--machine", machine, *files[:free])
-    assert ok.code == 0, ok.err
-    assert f"fw_cfg file slots: {free} of the {free} free" in ok.out
+    if free:
+        ok = host("check", "--machine", machine, *files[:free])
+        assert ok.code == 0, ok.err
+        assert f"fw_cfg file slots: {free} of the {free} free" in ok.out
+        # every slot taken: a CPU exposing VMX would make QEMU add one more file
+        assert "etc/msr_feature_control" in ok.err
     over = host("check", "--machine", machine, *files)
     assert over.code == 3
     assert f"{free + 1} of the {free} free" in over.err and "QEMU aborts at start-up" in over.err
+
+
+def test_a_machine_type_without_a_qemu_version_says_what_it_assumed(tmp_path: Path) -> None:
+    r = host("check", "--machine", "pc-q35-rhel9.4.0", f"opt/a={payload(tmp_path, FIRST)}")
+    assert r.code == 0
+    assert "pc-q35-rhel9.4.0" not in r.out and "q35 (32 in all" in r.out
+    assert "names no QEMU version: counted with QEMU's default of 32" in r.err
+    assert host("check", "--machine", "pc-q35-7.2", f"opt/a={payload(tmp_path, FIRST)}").err == ""
+
+
+def test_a_machine_type_from_the_domain_is_named_as_such(tmp_path: Path) -> None:
+    xml = tmp_path / "web1.xml"
+    xml.write_text(DOMAIN.format(a=MAC0, b=MAC1).replace("pc-i440fx-7.2", "microvm"))
+    r = host("check", "--domain-xml", str(xml), f"opt/a={payload(tmp_path, FIRST)}")
+    assert r.code == 2
+    assert "--machine:" not in r.err
+    assert f"{xml}: <os><type machine=...> (give --machine to override): unknown machine " \
+           "type 'microvm'" in r.err
+    xml.write_text(DOMAIN.format(a=MAC0, b=MAC1).replace("pc-i440fx-7.2", "pc-q35-rhel9.4.0"))
+    r = host("check", "--domain-xml", str(xml), f"opt/a={payload(tmp_path, FIRST)}")
+    assert r.code == 0, r.err
+    assert "fw_cfg file slots: 1 of the 16 free on q35" in r.out
+
+
+def _with_sysinfo(sysinfo: str) -> str:
+    return DOMAIN.format(a=MAC0, b=MAC1).replace("</devices>\n", "</devices>\n" + sysinfo)
+
+
+def test_the_domains_own_fw_cfg_entries_take_slots(tmp_path: Path) -> None:
+    theirs = "".join(f"<entry name='opt/com.example/t{i}' file='/x/{i}'/>" for i in range(17))
+    xml = tmp_path / "web1.xml"  # pc-i440fx-7.2: 19 free
+    xml.write_text(_with_sysinfo(f"<sysinfo type='fwcfg'>{theirs}"
+                                 "<entry name='opt/a' file='/old/a.env'/></sysinfo>\n"))
+    a, b = payload(tmp_path, FIRST), payload(tmp_path, b"HOSTNAME=h", "h.env")
+    r = host("check", "--domain-xml", str(xml), f"opt/a={a}", f"opt/b={b}")
+    assert r.code == 0, r.err  # opt/a replaces the domain's opt/a: 19 in all
+    assert "fw_cfg file slots: 19 of the 19 free on pc" in r.out
+    assert "17 of them the domain's own (opt/com.example/t0, " in r.out
+    r = host("check", "--domain-xml", str(xml), f"opt/a={a}", f"opt/b={b}",
+             f"opt/c={payload(tmp_path, b'HOSTNAME=c', 'c.env')}")
+    assert r.code == 3 and "20 of the 19 free" in r.err
+    # and they share the guest's by_name/ tree with the entries
+    r = host("check", "--domain-xml", str(xml), f"opt/com.example={a}")
+    assert r.code == 3
+    assert ("opt/com.example: is a directory of opt/com.example/t0 (already in the domain)"
+            in r.err)
+
+
+def test_a_domain_cpu_that_may_expose_vmx_takes_a_slot(tmp_path: Path) -> None:
+    xml = tmp_path / "web1.xml"
+    xml.write_text(DOMAIN.format(a=MAC0, b=MAC1).replace(
+        "<features>", "<cpu mode='host-passthrough'/><features>"))
+    r = host("check", "--domain-xml", str(xml), f"opt/a={payload(tmp_path, FIRST)}")
+    assert r.code == 0, r.err
+    assert ("fw_cfg file slots: 1 of the 18 free on pc (32 in all, 13 used by QEMU itself with "
+            "-kernel, 1 for etc/msr_feature_control (the domain's CPU may expose VMX))") in r.out
+
+
+def test_smbios_names_follow_the_smbios_rules(tmp_path: Path) -> None:
+    p = payload(tmp_path, FIRST)
+    long = "opt/org.example/" + "n" * 100  # too long for fw_cfg, fine for an OEM string
+    assert host("check", "--channel", "smbios", f"{long}={p}").code == 0
+    assert host("check", f"{long}={p}").code == 3
+    r = host("check", "--channel", "smbios", f"opt/{'n' * 252}={p}")
+    assert r.code == 3 and "the agent takes OEM string names of at most 255" in r.err
+    # by_name/ and QEMU's reserved fw_cfg namespaces are fw_cfg's
+    h = payload(tmp_path, b"HOSTNAME=x", "h.env")
+    assert host("check", "--channel", "smbios", f"opt/a={p}", f"opt/a/b={h}").code == 0
+    assert host("check", "--channel", "smbios", f"opt/ovmf/x={h}").code == 0
+    # what every host's syntax needs stays
+    assert host("check", "--channel", "smbios", f"opt/a,b={p}").code == 3
+    assert host("check", "--channel", "smbios", f"etc/a={p}").code == 3
+
+
+def test_smbios_table_size(tmp_path: Path) -> None:
+    data = b"HOSTNAME=h\n" + b"# padding\n" * 3000
+    big = payload(tmp_path, data, "big.env")
+    ok = host("check", "--channel", "smbios", f"opt/a={big}")
+    assert ok.code == 0, ok.err
+    # the type 11 header (5 bytes), the string in base64 (4/3 of the payload) and its NUL, and
+    # the set's final NUL; 0xFFFF less the 4096 kept for QEMU's own structures
+    size = 5 + len("fwcfg-agent.base64:opt/a=") + 4 * ((len(data) + 2) // 3) + 1 + 1
+    assert f"SMBIOS OEM strings: {size} bytes of the 61439" in ok.out
+    r = host("check", "--channel", "smbios", f"opt/a={big}", f"opt/b={big}")
+    assert r.code == 3 and "too large, QEMU refuses to start" in r.err
+    assert "SMBIOS 2.1 table length" in r.err
+    # the domain's own OEM strings count, its agent strings are replaced
+    xml = tmp_path / "web1.xml"
+    xml.write_text(_with_sysinfo("<sysinfo type='smbios'><oemStrings>"
+                                 f"<entry>io.systemd.credential:x={'b' * 25000}</entry>"
+                                 f"<entry>fwcfg-agent:opt/a={'c' * 40000}</entry>"
+                                 "</oemStrings></sysinfo>\n"))
+    r = host("check", "--channel", "smbios", "--domain-xml", str(xml), f"opt/a={big}")
+    assert r.code == 3 and "1 of the strings the domain's own" in r.err
 
 
 def test_measured_qemu_items() -> None:

@@ -5,6 +5,7 @@ syntax), and the libvirt XML checked by libvirt's own schema and virt-install.""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fwcfg_agent.host import forms
-from fwcfg_agent.sources.dmi import OemString, agent_string
+from fwcfg_agent.sources.dmi import OemString, agent_string, oem_strings
 from tests.test_host_check import NET0, host, payload
 
 ONE_LINE = b"HOSTNAME=web1.example.org\n"
@@ -241,3 +242,173 @@ def test_virt_install_makes_the_same_sysinfo(tmp_path: Path, files: dict[str, st
     assert _bare(got) == _bare(want)
     if channel == "smbios":
         assert made.find("os/smbios").get("mode") == "sysinfo"  # type: ignore[union-attr]
+
+
+# -- what is already in the domain stays -------------------------------------------------------
+
+OTHERS_FWCFG = """<sysinfo type='fwcfg'>
+    <entry name='opt/com.coreos/config' file='/var/lib/libvirt/ignition/web1.ign'/>
+    <entry name='opt/org.example/net0' file='/old/net0.env'/>
+  </sysinfo>
+"""
+OTHERS_SMBIOS = """<sysinfo type='smbios'>
+    <bios><entry name='vendor'>Example BIOS</entry></bios>
+    <system><entry name='serial'>SN-1234</entry></system>
+    <oemStrings>
+      <entry>io.systemd.credential:firstboot.locale=C.UTF-8</entry>
+      <entry>fwcfg-agent:opt/org.example/old=HOSTNAME=old</entry>
+      <entry>vendor string</entry>
+    </oemStrings>
+  </sysinfo>
+"""
+
+
+@pytest.mark.parametrize("channel", ["fwcfg", "smbios"])
+def test_libvirt_domain_keeps_what_other_tools_put_in_sysinfo(
+        tmp_path: Path, files: dict[str, str], channel: str) -> None:
+    skeleton = tmp_path / "skeleton.xml"
+    skeleton.write_text(SKELETON.replace("</devices>\n", "</devices>\n" + OTHERS_FWCFG
+                                         + OTHERS_SMBIOS))
+    r = host("args", "--for", "libvirt", "--channel", channel, "--domain-xml", str(skeleton),
+             f"opt/org.example/net0={files['net0']}", f"opt/org.example/host={files['host']}")
+    assert r.code == 0, r.err
+    whole = tmp_path / "domain.xml"
+    whole.write_text(r.out)
+    _validate(whole)
+    dom = ET.fromstring(r.out)
+    fwcfg, smbios = (dom.find(f"sysinfo[@type='{t}']") for t in ("fwcfg", "smbios"))
+    assert fwcfg is not None and smbios is not None
+    assert len(dom.findall("sysinfo")) == 2
+    entries = [(e.get("name"), e.get("file")) for e in fwcfg.findall("entry")]
+    oem = [e.text for e in smbios.findall("oemStrings/entry")]
+    assert smbios.find("bios/entry[@name='vendor']").text == "Example BIOS"  # type: ignore
+    assert smbios.find("system/entry[@name='serial']").text == "SN-1234"  # type: ignore
+    if channel == "fwcfg":
+        # another tool's entry stays; the entry of the same name is replaced, not doubled
+        assert entries == [("opt/com.coreos/config", "/var/lib/libvirt/ignition/web1.ign"),
+                           ("opt/org.example/net0", files["net0"]),
+                           ("opt/org.example/host", files["host"])]
+        assert oem[0] == "io.systemd.credential:firstboot.locale=C.UTF-8"
+        assert len(oem) == 3  # the SMBIOS block is not touched
+    else:
+        assert entries[0][0] == "opt/com.coreos/config" and len(entries) == 2
+        # every string that is not the agent's stays; the agent's are the given set
+        assert oem[:2] == ["io.systemd.credential:firstboot.locale=C.UTF-8", "vendor string"]
+        assert [decoded(s) for s in oem[2:]] == [  # type: ignore[arg-type]
+            ("opt/org.example/net0", NET0), ("opt/org.example/host", ONE_LINE.rstrip(b"\n"))]
+        assert dom.find("os/smbios").get("mode") == "sysinfo"  # type: ignore[union-attr]
+
+
+# -- QEMU's -smbios type=11,path=FILE ------------------------------------------------------------
+
+
+def test_qemu_smbios_path_files(tmp_path: Path, files: dict[str, str]) -> None:
+    out = tmp_path / "oem a,b"
+    odd = payload(tmp_path, b"A=1,2", "odd.env")  # no final newline: the base64 form
+    r = host("args", "--for", "qemu", "--channel", "smbios", "--smbios-files", str(out),
+             f"opt/org.example/net0={files['net0']}", f"opt/org.example/odd={odd}")
+    assert r.code == 0, r.err
+    words = shell_words(r.out)
+    net0, oddf = out / "opt/org.example/net0.oem", out / "opt/org.example/odd.oem"
+    assert words == ["-smbios", f"type=11,path={str(net0).replace(',', ',,')}",
+                     "-smbios", f"type=11,path={str(oddf).replace(',', ',,')}"]
+    # QEMU takes a path= file's bytes as the string, as they are (a NUL refused)
+    assert net0.read_bytes() == b"fwcfg-agent:opt/org.example/net0=" + NET0
+    assert oddf.read_bytes() == b"fwcfg-agent.base64:opt/org.example/odd=QT0xLDI=\n"
+    for f, name, data in ((net0, "opt/org.example/net0", NET0),
+                          (oddf, "opt/org.example/odd", b"A=1,2")):
+        assert b"\0" not in f.read_bytes()
+        assert decoded(f.read_bytes().decode()) == (name, data)
+    # --host-dir: the files are written here, the paths say where they will be
+    r = host("args", "--for", "proxmox", "--vmid", "7", "--channel", "smbios", "--host-dir",
+             "/var/lib/vz/snippets", "--smbios-files", str(out), f"opt/x={files['host']}")
+    assert shell_words(shell_words(r.out)[4]) == [
+        "-smbios", "type=11,path=/var/lib/vz/snippets/opt/x.oem"]
+    assert (out / "opt/x.oem").is_file()
+
+
+@pytest.mark.parametrize("data", [b"HOSTNAME=a\r\n", b"A=\x00\n", "A=é\n".encode(), b"\n",
+                                  b"", b"A=1\nB=2\n\n"])
+def test_oem_file_forms(data: bytes) -> None:
+    content = forms.oem_file("opt/x", data)
+    assert content.endswith(b"\n") and b"\0" not in content
+    assert decoded(content.decode("ascii")) == ("opt/x", data)
+    text = data and data.endswith(b"\n") and all(c in b"\t\n" or 0x20 <= c < 0x7F for c in data)
+    assert content.startswith(b"fwcfg-agent:" if text else b"fwcfg-agent.base64:")
+
+
+def test_smbios_files_is_for_qemu_smbios(tmp_path: Path, files: dict[str, str]) -> None:
+    for argv in (["--for", "qemu"], ["--for", "libvirt", "--channel", "smbios"]):
+        r = host("args", *argv, "--smbios-files", str(tmp_path / "o"), f"opt/a={files['host']}")
+        assert r.code == 2 and "--smbios-files is for --channel smbios" in r.err
+    assert not (tmp_path / "o").exists()
+
+
+def _qemu_oem_strings(args: list[str]) -> list[bytes]:
+    """The OEM strings of the SMBIOS table QEMU builds for ARGS, read back from a QEMU that
+    never runs the guest: stopped before its first instruction (-S), it is asked through its
+    monitor to select and read fw_cfg's etc/smbios/smbios-tables (port I/O 0x510/0x511)."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is missing")
+
+    def session(reads: list[tuple[int, int]]) -> list[bytes]:
+        cmds = []
+        for key, n in reads:
+            cmds += [f"o /h 0x510 {key:#x}"] + ["i /b 0x511"] * n
+        r = subprocess.run([qemu, "-machine", "q35,accel=tcg", "-nodefaults", "-display", "none",
+                            "-S", "-monitor", "stdio", *args],
+                           input="\n".join([*cmds, "quit"]) + "\n", capture_output=True,
+                           text=True, check=False, timeout=120)
+        got = bytes(int(v, 16) for v in re.findall(r"portb\[0x0511\] = (0x[0-9a-f]+)", r.stdout))
+        assert len(got) == sum(n for _, n in reads), r.stderr
+        out, pos = [], 0
+        for _, n in reads:
+            out.append(got[pos:pos + n])
+            pos += n
+        return out
+
+    (directory,) = session([(0x19, 4 + 64 * 32)])
+    count = int.from_bytes(directory[:4], "big")
+    files = {}
+    for i in range(count):
+        entry = directory[4 + 64 * i:4 + 64 * (i + 1)]
+        files[entry[8:].split(b"\0")[0]] = (int.from_bytes(entry[4:6], "big"),
+                                           int.from_bytes(entry[:4], "big"))
+    (table,) = session([files[b"etc/smbios/smbios-tables"]])
+    return [s.text for s in oem_strings(table)]
+
+
+def test_qemu_makes_the_strings_the_guest_decodes(tmp_path: Path, files: dict[str, str]) -> None:
+    out = tmp_path / "oem"
+    odd = payload(tmp_path, b"A=1,2", "odd.env")
+    entries = [f"opt/org.example/net0={files['net0']}", f"opt/org.example/odd={odd}"]
+    by_path = shell_words(host("args", "--for", "qemu", "--channel", "smbios",
+                               "--smbios-files", str(out), *entries).out)
+    by_value = shell_words(host("args", "--for", "qemu", "--channel", "smbios", *entries).out)
+    strings = _qemu_oem_strings(by_path + by_value)
+    assert [decoded(s.decode()) for s in strings] == [
+        ("opt/org.example/net0", NET0), ("opt/org.example/odd", b"A=1,2")] * 2
+    # a path= string is the file's bytes, its final newline too
+    assert strings[0] == (out / "opt/org.example/net0.oem").read_bytes()
+
+
+def test_proxmox_smbios(files: dict[str, str]) -> None:
+    r = host("args", "--for", "proxmox", "--vmid", "105", "--channel", "smbios",
+             f"opt/org.example/net0={files['net0']}", f"opt/org.example/host={files['host']}")
+    assert r.code == 0, r.err
+    words = shell_words(r.out)
+    assert words[:4] == ["qm", "set", "105", "--args"]
+    args = shell_words(words[4])  # Proxmox splits `args` like a shell command line
+    assert args[0::2] == ["-smbios", "-smbios"]
+    assert [decoded(a.removeprefix("type=11,value=")) for a in args[1::2]] == [
+        ("opt/org.example/net0", NET0), ("opt/org.example/host", ONE_LINE.rstrip(b"\n"))]
+    assert "replaces the VM's whole args setting" in r.err
+
+
+def test_cloud_hypervisor_platform_must_be_merged(files: dict[str, str]) -> None:
+    r = host("args", "--for", "cloud-hypervisor", "--channel", "smbios",
+             f"opt/a={files['host']}")
+    assert r.code == 0
+    assert r.err.startswith("fwcfg-agent: note: Cloud Hypervisor takes one --platform option")
+    assert shell_words(r.out)[0] == "--platform"

@@ -89,3 +89,25 @@ assert not bad, bad
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                        check=False, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
+
+
+def test_the_guests_agent_conf_decides(tmp_path: Path) -> None:
+    """--agent-conf is the guest's agent.conf: what it excludes is not written (as `check`
+    warns), and its FORMATS choose the files."""
+    conf = tmp_path / "agent.conf"
+    conf.write_text("EXCLUDE='opt/other/*'\nFORMATS='hostname networkd'\n")
+    other = payload(tmp_path, b"HOSTNAME=not-ours.example.org\n", "other.env")
+    entries = [f"opt/net0={payload(tmp_path, NET0)}", f"opt/other/x={other}"]
+    checked = host("check", "--agent-conf", str(conf), *entries)
+    assert "opt/other/x: the agent will not read it" in checked.err
+    with guard.confined(tmp_path):
+        r = host("preview", "--agent-conf", str(conf), "--distro", "el9", "--mac", MAC0,
+                 *entries)
+    assert r.code == 0, r.err
+    writes = re.findall(r"^### Write (.*)$", r.out, re.M)
+    assert "/etc/systemd/network/10-fwcfg-enx525400123456.network (mode 0644, networkd, " \
+           "created)" in writes, writes
+    assert not any("NetworkManager" in w or "hosts" in w for w in writes)
+    assert "/etc/hostname (mode 0644, hostname, created)" in writes
+    assert "not-ours" not in r.out and "web1.example.org" in r.out
+    assert host("preview", "--agent-conf", str(tmp_path / "nope.conf"), *entries).code == 2

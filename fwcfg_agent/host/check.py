@@ -65,10 +65,13 @@ def read_entries(specs: Sequence[str], config: AgentConfig) -> list[HostEntry]:
 
 
 def _name_problems(entries: Sequence[HostEntry], config: AgentConfig, default_conf: bool,
-                   errors: list[str], warnings: list[str]) -> None:
+                   channel: str, others: Sequence[str], errors: list[str],
+                   warnings: list[str]) -> None:
+    """The name rules of the channel. OTHERS: the fw_cfg names the VM already has besides
+    these entries (libvirt's <sysinfo type='fwcfg'>): they share the guest's by_name/ tree."""
     seen: set[str] = set()
     for e in entries:
-        problems = names.name_errors(e.name)
+        problems = names.name_errors(e.name, smbios=channel == SMBIOS)
         errors.extend(f"{e.name}: {reason}" for reason in problems)
         if e.name in seen:
             errors.append(f"{e.name}: is given twice")
@@ -79,19 +82,64 @@ def _name_problems(entries: Sequence[HostEntry], config: AgentConfig, default_co
                    else "its INCLUDE and EXCLUDE")
             warnings.append(f"{e.name}: the agent will not read it ({why}); it is meant for "
                             "another tool")
-    for short, long in names.prefix_collisions([e.name for e in entries]):
-        errors.append(f"{short}: is a directory of {long}: the guest kernel's by_name/ tree "
-                      "drops it; rename one of them")
+    if channel != FWCFG:
+        return  # by_name/ is the fw_cfg driver's: OEM string names are only strings
+    existing = set(others) - seen
+    for short, long in names.prefix_collisions(sorted(seen | existing)):
+        if short not in seen and long not in seen:
+            continue  # the domain's own business
+        whose = " (already in the domain)" if long in existing else ""
+        errors.append(f"{short}: is a directory of {long}{whose}: the guest kernel's by_name/ "
+                      "tree drops it; rename one of them")
 
 
-def _slots(entries: Sequence[HostEntry], budget: names.Budget, errors: list[str],
-           notes: list[str]) -> None:
-    n = len(entries)
-    line = (f"fw_cfg file slots: {n} of the {budget.free} free on {budget.machine} "
-            f"({budget.slots} in all, {budget.used} used by QEMU itself with -kernel)")
-    if n > budget.free:
+def _slots(entries: Sequence[HostEntry], budget: names.Budget, vm: Optional[VM],
+           errors: list[str], warnings: list[str], notes: list[str]) -> None:
+    ours = {e.name for e in entries}
+    theirs = sorted(set(vm.fwcfg_names) - ours) if vm is not None else []
+    used = budget.used + (1 if vm is not None and vm.vmx else 0)
+    free = budget.slots - used
+    n = len(ours) + len(theirs)
+    line = (f"fw_cfg file slots: {n} of the {free} free on {budget.machine} "
+            f"({budget.slots} in all, {budget.used} used by QEMU itself with -kernel")
+    if vm is not None and vm.vmx:
+        line += f", 1 for {names.MSR_FEATURE_CONTROL} (the domain's CPU may expose VMX)"
+    line += ")"
+    if theirs:
+        line += f"; {len(theirs)} of them the domain's own ({', '.join(theirs)})"
+    if budget.assumed:
+        warnings.append(f"{budget.machine}: the machine type names no QEMU version: counted "
+                        f"with QEMU's default of {budget.slots} file slots (machine types that "
+                        f"keep QEMU 2.8's layout have {names.LEGACY_FILE_SLOTS})")
+    if n > free:
         errors.append(f"{line}: too many, QEMU aborts at start-up; merge entries (one per NIC "
                       "plus one for the host is plenty) or use --channel smbios")
+        return
+    notes.append(line)
+    if n == free and not (vm is not None and vm.vmx):
+        warnings.append(f"every free fw_cfg file slot is taken: with a CPU that exposes VMX "
+                        f"(e.g. -cpu host with nested virtualization) QEMU adds "
+                        f"{names.MSR_FEATURE_CONTROL} and aborts at start-up; leave one free")
+
+
+def _smbios_size(entries: Sequence[HostEntry], vm: Optional[VM], errors: list[str],
+                 notes: list[str]) -> None:
+    from .forms import is_agent_string, oem_string
+
+    ours = [oem_string(e.name, e.data or b"") for e in entries]
+    # host args --for libvirt --domain-xml replaces the domain's agent strings with these
+    theirs = [s for s in (vm.oem_strings if vm is not None else ()) if not is_agent_string(s)]
+    size = names.oem_table_bytes(ours + theirs)
+    room = names.SMBIOS_21_MAX_TABLE - names.SMBIOS_QEMU_RESERVE
+    line = (f"SMBIOS OEM strings: {size} bytes of the {room} QEMU's 32-bit SMBIOS entry point "
+            f"leaves ({names.SMBIOS_21_MAX_TABLE} in all, {names.SMBIOS_QEMU_RESERVE} kept for "
+            "QEMU's own structures)")
+    if theirs:
+        line += f"; {len(theirs)} of the strings the domain's own"
+    if size > room:
+        errors.append(f"{line}: too large, QEMU refuses to start (\"SMBIOS 2.1 table length "
+                      "... exceeds 65535\") unless the machine uses the 64-bit entry point "
+                      "(-machine ...,smbios-entry-point-type=64); merge or shorten entries")
     else:
         notes.append(line)
 
@@ -148,9 +196,12 @@ def check(entries: Sequence[HostEntry], config: AgentConfig, *, default_conf: bo
     errors: list[str] = []
     warnings: list[str] = []
     notes: list[str] = []
-    _name_problems(entries, config, default_conf, errors, warnings)
+    _name_problems(entries, config, default_conf, channel,
+                   vm.fwcfg_names if vm is not None else (), errors, warnings)
+    if channel == SMBIOS:
+        _smbios_size(entries, vm, errors, notes)
     if channel == FWCFG:
-        _slots(entries, budget, errors, notes)
+        _slots(entries, budget, vm, errors, warnings, notes)
         if vm is not None and vm.acpi is False:
             # libvirt then passes -no-acpi: no QEMU0002 device, so the guest kernel's fw_cfg
             # driver never probes (its tree has no by_key/) and nothing can be read

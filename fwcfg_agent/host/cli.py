@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
                        help="a NIC of the VM, in the guest's order (repeatable)")
     vm.add_argument("--machine", metavar="TYPE",
                     help="QEMU machine type for the slot budget: q35 (default), pc, "
-                    "pc-q35-X.Y, pc-i440fx-X.Y")
+                    "pc-q35-*, pc-i440fx-* (default: the domain's, with --domain-xml)")
 
     h = sub.add_parser("host", help="on the VM host: check payloads, print what a host needs",
                        description="The host half: check entries before the VM starts and "
@@ -60,6 +60,10 @@ def add_parser(sub: Any) -> None:
                    help="the directory the files will be in on the VM host (default: where "
                    "they are now)")
     a.add_argument("--vmid", type=int, metavar="N", help="Proxmox: the VM's number")
+    a.add_argument("--smbios-files", type=Path, metavar="DIR",
+                   help="QEMU and Proxmox with --channel smbios: write each OEM string to a "
+                   "file DIR/NAME.oem and print -smbios type=11,path=FILE (with --host-dir: "
+                   "the directory the files will be in on the VM host)")
     p = hs.add_parser("preview", parents=[common, vm], epilog=HOST_EPILOG, formatter_class=raw,
                       help="show the files each kind of guest would write")
     from .preview import DISTROS
@@ -82,11 +86,17 @@ def _vm(args: Any) -> Optional[VM]:
 def _checked(args: Any) -> tuple[Report, Optional[VM], AgentConfig]:
     config = load(args.agent_conf, required=True) if args.agent_conf else AgentConfig()
     vm = _vm(args)
-    machine = args.machine or (vm.machine if vm else None) or "q35"
+    if args.machine:
+        machine, origin = args.machine, "--machine"
+    elif vm is not None and vm.machine:
+        machine = vm.machine
+        origin = f"{args.domain_xml}: <os><type machine=...> (give --machine to override)"
+    else:
+        machine, origin = "q35", "--machine"
     try:
         budget = names.budget(machine)
     except ValueError as e:
-        raise ConfigError(f"--machine: {e}") from None
+        raise ConfigError(f"{origin}: {e}") from None
     entries = read_entries(args.entries, config)
     report = check(entries, config, default_conf=args.agent_conf is None, vm=vm,
                    budget=budget, channel=args.channel)
@@ -119,15 +129,24 @@ def run(args: Any) -> int:
                 domain = (args.domain_xml.read_text(), str(args.domain_xml))
             except (OSError, UnicodeDecodeError) as e:
                 raise ConfigError(f"{args.domain_xml}: {e}") from None
-        sys.stdout.write(forms.render(args.host, _items(report.entries, args.host_dir),
-                                      args.channel, vmid=args.vmid, domain=domain))
+        items = _items(report.entries, args.host_dir)
+        oem_dir = None
+        if args.smbios_files is not None:
+            oem_dir = str(args.host_dir or args.smbios_files.absolute())
+        text = forms.render(args.host, items, args.channel, vmid=args.vmid, domain=domain,
+                            oem_dir=oem_dir)
+        if args.smbios_files is not None:
+            forms.write_oem_files(items, args.smbios_files)
+        _say("note", forms.notes(args.host, args.channel))
+        sys.stdout.write(text)
         return 0
     from .preview import DISTROS, dry_run
 
     worst = 0
     for name in args.distro or sorted(DISTROS):
         distro = DISTROS[name]
-        code, text = dry_run(distro, report.entries, vm.macs if vm else ())
+        code, text = dry_run(distro, report.entries, vm.macs if vm else (),
+                             agent_conf=args.agent_conf)
         sys.stdout.write(f"=== {name}: {distro.what}\n{text}")
         worst = max(worst, code)
     return worst

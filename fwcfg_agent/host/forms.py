@@ -14,10 +14,12 @@ The SMBIOS channel puts each entry in an OEM string (SMBIOS type 11) of one of t
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple, Optional
 
 from ..errors import ConfigError
@@ -35,6 +37,11 @@ class Item(NamedTuple):
     name: str
     path: str  # where the VM host finds the file (absolute)
     data: bytes
+
+
+def is_agent_string(text: str) -> bool:
+    """Whether an OEM string is one of the agent's (either form)."""
+    return text.startswith(OEM_TEXT) or text.startswith(OEM_BASE64)
 
 
 def oem_string(name: str, data: bytes) -> str:
@@ -56,13 +63,53 @@ def _no_control(text: str, what: str) -> str:
     return text
 
 
-def qemu_args(items: Sequence[Item], channel: str) -> list[str]:
-    """The QEMU options, as argv words."""
+# A payload a `path=` file may carry as TEXT: printable ASCII, tabs and newlines, ending in a
+# newline. QEMU refuses a NUL in such a file; the file's bytes become the string as they are.
+_FILE_TEXT = re.compile(rb"[\t\n\x20-\x7e]*\n\Z")
+
+
+def oem_file(name: str, data: bytes) -> bytes:
+    """The content of a file for `-smbios type=11,path=FILE`: the whole OEM string, ending in a
+    newline. `fwcfg-agent:NAME=` and the payload as it is when it is plain text that ends in a
+    newline, else the base64 form and a newline (the guest drops whitespace in base64). A file
+    that ends in a newline keeps a QEMU that does not terminate the string it read (QEMU before
+    10.0) safe: stray bytes after it make a line the guest's parser refuses, or bad base64."""
+    if data and _FILE_TEXT.match(data):
+        return f"{OEM_TEXT}{name}=".encode() + data
+    return f"{OEM_BASE64}{name}={base64.b64encode(data).decode('ascii')}\n".encode()
+
+
+def oem_file_path(directory: str, name: str) -> str:
+    """Where the `path=` file of entry NAME goes: DIR/NAME.oem, the name's components as
+    directories (names hold no '..' or empty component: names.name_errors)."""
+    return os.path.join(directory, *name.split("/")) + ".oem"
+
+
+def write_oem_files(items: Sequence[Item], directory: Path) -> None:
+    """One `path=` file per item in DIRECTORY (made if missing), replacing older ones."""
+    for it in items:
+        path = Path(oem_file_path(str(directory), it.name))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(oem_file(it.name, it.data))
+            os.replace(tmp, path)
+        except OSError as e:
+            raise ConfigError(f"{path}: {e.strerror}") from None
+
+
+def qemu_args(items: Sequence[Item], channel: str,
+              oem_dir: Optional[str] = None) -> list[str]:
+    """The QEMU options, as argv words. OEM_DIR: give SMBIOS strings by `path=` files in that
+    directory (as the VM host sees it; write_oem_files writes them) instead of `value=`."""
     out: list[str] = []
     for it in items:
         if channel == FWCFG:
             path = _no_control(it.path, "the path")
             out += ["-fw_cfg", f"name={it.name},file={qemu_value(path)}"]
+        elif oem_dir is not None:
+            path = _no_control(oem_file_path(oem_dir, it.name), "the path")
+            out += ["-smbios", f"type=11,path={qemu_value(path)}"]
         else:
             out += ["-smbios", f"type=11,value={qemu_value(oem_string(it.name, it.data))}"]
     return out
@@ -78,8 +125,8 @@ def _shell_lines(words: Sequence[str], pairs: bool = True) -> str:
     return " \\\n".join(lines) + "\n"
 
 
-def for_qemu(items: Sequence[Item], channel: str) -> str:
-    return _shell_lines(qemu_args(items, channel))
+def for_qemu(items: Sequence[Item], channel: str, oem_dir: Optional[str] = None) -> str:
+    return _shell_lines(qemu_args(items, channel, oem_dir))
 
 
 def sysinfo_element(items: Sequence[Item], channel: str) -> ET.Element:
@@ -123,19 +170,44 @@ def for_libvirt(items: Sequence[Item], channel: str) -> str:
     return text
 
 
+def _merge_sysinfo(dom: ET.Element, items: Sequence[Item], channel: str) -> None:
+    """Put the items in the domain's <sysinfo> of the channel's type, leaving the rest of it
+    alone: fw_cfg entries of other names (another tool's opt/com.coreos/config), and for SMBIOS
+    <bios>, <system> and every OEM string that is not the agent's (io.systemd.credential:...).
+    The agent's own OEM strings are all replaced: these items are the agent's whole set."""
+    kind = "fwcfg" if channel == FWCFG else "smbios"
+    new = sysinfo_element(items, channel)
+    old = next((el for el in dom.findall("sysinfo") if el.get("type") == kind), None)
+    if old is None:
+        dom.append(new)
+        return
+    if channel == FWCFG:
+        ours = {it.name for it in items}
+        for entry in old.findall("entry"):
+            if entry.get("name") in ours:
+                old.remove(entry)
+        old.extend(new)
+        return
+    oem = old.find("oemStrings")
+    if oem is None:
+        oem = ET.SubElement(old, "oemStrings")
+    for entry in oem.findall("entry"):
+        if is_agent_string(entry.text or ""):
+            oem.remove(entry)
+    new_oem = new.find("oemStrings")
+    assert new_oem is not None
+    oem.extend(new_oem)
+
+
 def into_domain(domain_xml: str, items: Sequence[Item], channel: str, where: str) -> str:
-    """A whole domain with the entries in it: the <sysinfo> of that type replaced, and for
-    SMBIOS the <os> told to use it."""
+    """A whole domain with the entries in it (_merge_sysinfo), and for SMBIOS the <os> told to
+    use its <sysinfo>."""
     try:
         dom = ET.fromstring(domain_xml)
     except ET.ParseError as e:
         raise ConfigError(f"{where}: cannot read the domain XML ({e})") from None
     if dom.tag != "domain":
         raise ConfigError(f"{where}: not a libvirt domain (the root element is <{dom.tag}>)")
-    kind = "fwcfg" if channel == FWCFG else "smbios"
-    for old in dom.findall("sysinfo"):
-        if old.get("type") == kind:
-            dom.remove(old)
     if channel == SMBIOS:
         os_el = dom.find("os")
         if os_el is None:
@@ -144,7 +216,7 @@ def into_domain(domain_xml: str, items: Sequence[Item], channel: str, where: str
         if smbios is None:
             smbios = ET.SubElement(os_el, "smbios")
         smbios.attrib = {"mode": "sysinfo"}
-    dom.append(sysinfo_element(items, channel))
+    _merge_sysinfo(dom, items, channel)
     for el in dom.iter():  # laid out afresh: whitespace-only text goes
         if not (el.text or "").strip():
             el.text = None
@@ -190,17 +262,23 @@ def for_cloud_hypervisor(items: Sequence[Item], channel: str) -> str:
     return _shell_lines(["--platform", f"oem_strings=[{strings}]"])
 
 
-def for_proxmox(items: Sequence[Item], channel: str, vmid: Optional[int]) -> str:
+def for_proxmox(items: Sequence[Item], channel: str, vmid: Optional[int],
+                oem_dir: Optional[str] = None) -> str:
     if vmid is None:
         raise ConfigError("--for proxmox needs --vmid N (the VM's number)")
-    args = " ".join(shlex.quote(w) for w in qemu_args(items, channel))
+    args = " ".join(shlex.quote(w) for w in qemu_args(items, channel, oem_dir))
     return _shell_lines(["qm", "set", str(vmid), "--args", args], pairs=False)
 
 
 def render(host: str, items: Sequence[Item], channel: str, *, vmid: Optional[int] = None,
-           domain: Optional[tuple[str, str]] = None) -> str:
+           domain: Optional[tuple[str, str]] = None, oem_dir: Optional[str] = None) -> str:
+    """The text for HOST. OEM_DIR (QEMU and Proxmox, SMBIOS): `path=` files in that directory
+    instead of `value=` strings."""
+    if oem_dir is not None and (host not in ("qemu", "proxmox") or channel != SMBIOS):
+        raise ConfigError("--smbios-files is for --channel smbios with --for qemu or proxmox "
+                          "(QEMU's -smbios type=11,path=FILE)")
     if host == "qemu":
-        return for_qemu(items, channel)
+        return for_qemu(items, channel, oem_dir)
     if host == "libvirt":
         if domain is not None:
             return into_domain(domain[0], items, channel, domain[1])
@@ -209,4 +287,16 @@ def render(host: str, items: Sequence[Item], channel: str, *, vmid: Optional[int
         return for_virt_install(items, channel)
     if host == "cloud-hypervisor":
         return for_cloud_hypervisor(items, channel)
-    return for_proxmox(items, channel, vmid)
+    return for_proxmox(items, channel, vmid, oem_dir)
+
+
+def notes(host: str, channel: str) -> list[str]:
+    """What to know before pasting the output (the command prints them on stderr)."""
+    if host == "cloud-hypervisor" and channel == SMBIOS:
+        return ["Cloud Hypervisor takes one --platform option: if the VM's command line has "
+                "one already, put this oem_strings=[...] in it, after a comma (e.g. --platform "
+                "serial_number=42,oem_strings=[...]), instead of adding a second --platform"]
+    if host == "proxmox":
+        return ["qm set --args replaces the VM's whole args setting: add any options it already "
+                "has (qm config VMID) to the quoted text"]
+    return []

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..device import ACPI_DEVICES, ACPI_HID, FWCFG_SYSFS
 from ..facts import MANAGER_MARKERS, MANAGER_UNITS
@@ -83,14 +83,25 @@ def make_root(root: Path, distro: Distro, entries: Sequence[HostEntry],
         _write(root / "etc/systemd/system/multi-user.target.wants" / MANAGER_UNITS[manager], b"")
 
 
-def dry_run(distro: Distro, entries: Sequence[HostEntry], macs: Sequence[str]) -> tuple[int, str]:
-    """The guest's `apply --dry-run` on a root of that kind: exit code and output."""
-    from ..commands import Options, cmd_apply
-    from ..errors import AgentError
+def dry_run(distro: Distro, entries: Sequence[HostEntry], macs: Sequence[str],
+            agent_conf: Optional[Path] = None) -> tuple[int, str]:
+    """The guest's `apply --dry-run` on a root of that kind: exit code and output. AGENT_CONF
+    (the guest's agent.conf) goes where the guest has it, etc/fwcfg-agent/agent.conf, so that
+    its INCLUDE, EXCLUDE, FORMATS, ... decide as they will at boot."""
+    from ..commands import CONFIG, Options, cmd_apply
+    from ..errors import AgentError, ConfigError
 
+    conf = None
+    if agent_conf is not None:
+        try:
+            conf = agent_conf.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"{agent_conf}: {e.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="fwcfg-agent-preview-") as tmp:
         root = Path(tmp) / "root"
         make_root(root, distro, entries, macs or (DEFAULT_MAC,))
+        if conf is not None:
+            _write(root / CONFIG, conf)
         log = Log(quiet=True, use_journal=False)
         out = io.StringIO()
         opts = Options(root=os.path.realpath(root), config_file=None, source="sysfs",

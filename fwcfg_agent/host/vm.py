@@ -17,6 +17,23 @@ class VM(NamedTuple):
     machine: Optional[str]  # the domain's machine type, if it names one
     order_note: str  # how the order was decided, for messages
     acpi: Optional[bool] = None  # libvirt: whether <features> has <acpi/>; None: unknown
+    # libvirt: what the domain already passes. fw_cfg entry names of its <sysinfo type='fwcfg'>
+    # (they take slots beside the agent's), its SMBIOS OEM strings (they take table space).
+    fwcfg_names: tuple[str, ...] = ()
+    oem_strings: tuple[str, ...] = ()
+    vmx: bool = False  # its CPU may expose VMX: QEMU then adds etc/msr_feature_control
+
+
+def _may_expose_vmx(dom: ET.Element) -> bool:
+    """Whether the domain's <cpu> may give the guest VMX: the host's CPU (host-passthrough,
+    host-model, maximum) or a vmx feature asked for. Named models are not judged (False)."""
+    cpu = dom.find("cpu")
+    if cpu is None:
+        return False
+    if cpu.get("mode") in ("host-passthrough", "host-model", "maximum"):
+        return True
+    return any(f.get("name") == "vmx" and f.get("policy", "require") in ("require", "force")
+               for f in cpu.findall("feature"))
 
 
 def from_macs(macs: Sequence[str]) -> VM:
@@ -76,4 +93,6 @@ def from_domain_xml(path: Path) -> VM:
     if len(set(macs)) != len(macs):
         raise ConfigError(f"{path}: two interfaces have the same MAC")
     acpi = dom.find("./features/acpi") is not None
-    return VM(macs, machine, note, acpi)
+    fwcfg = tuple(e.get("name", "") for e in dom.findall("./sysinfo[@type='fwcfg']/entry"))
+    oem = tuple(e.text or "" for e in dom.findall("./sysinfo[@type='smbios']/oemStrings/entry"))
+    return VM(macs, machine, note, acpi, fwcfg, oem, _may_expose_vmx(dom))
