@@ -15,11 +15,14 @@ if TYPE_CHECKING:
 
 EXIT_CODES = """\
 exit codes:
-  0  done: files applied, nothing to change, or no fw_cfg device/entries (nothing to do)
+  0  done: files applied, nothing to change, or no entries in any channel (nothing to do)
   1  `diff` found changes; for other commands an unexpected internal error
   2  bad command line or agent.conf
-  3  invalid payload: nothing was written (the error names the entry, line and key)
-  4  fw_cfg could not be read (device, sysfs tree, permissions)
+  3  invalid input, nothing was written: a payload (the error names the entry, line and key),
+     an OEM string or credential for the agent with a bad name or base64, a name in two
+     channels; `host`: an entry the guest or the VM host would refuse
+  4  an input could not be read: fw_cfg (device, sysfs tree, permissions, a malformed file
+     directory), a malformed SMBIOS table, an unreadable credential
   5  another run holds the lock
   6  the journal, state or a backup is missing or damaged (rollback)
   7  the root cannot be used: a path is of the wrong type, read-only, or its disk is full

@@ -54,7 +54,8 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 class SourceError(AgentError):
-    """fw_cfg could not be read (device, sysfs tree or permissions)."""
+    """An input could not be read: fw_cfg (device, sysfs tree, permissions, a malformed file
+    directory), a malformed SMBIOS table, an unreadable system credential."""
 
     exit_code = 4
 

@@ -520,8 +520,13 @@ def test_man_page_covers_the_cli_vocabulary_config_journal_and_exit_codes() -> N
     text = page.replace("\\-", "-").replace("\\(aq", "'")
     for word in ("apply", "diff", "show", "journal", "rollback", "--root", "--config",
                  "--format", "--dry-run", "--json", "--debug", "--source", "--version",
-                 "fwcfg-agent=off", "/etc/fwcfg-agent/templates/", "journal.jsonl"):
+                 "fwcfg-agent=off", "/etc/fwcfg-agent/templates/", "journal.jsonl",
+                 "host", "check", "args", "preview", "SMBIOS", "credential", "--for",
+                 "--channel", "--domain-xml", "--agent-conf", "--smbios-files",
+                 "/sys/firmware/dmi/tables/DMI", "/run/credentials/@system"):
         assert word in text, word
+    for command in ("check", "args", "preview"):
+        assert f".B host {command}" in text, command
     format_option = text.split(".BI --format", 1)[1].split(".TP", 1)[0]
     for fmt in Format:
         assert re.search(rf"^\.BR? {fmt.value}\b", format_option, re.M), fmt
