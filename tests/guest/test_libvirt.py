@@ -256,3 +256,5 @@ def test_libvirt(
         assert names["opt/org.example/net0"] == len(NET0), names
     else:
         assert not any(n.startswith("opt/") for n in names), names
+        # the entries came by the OEM strings, as the journal says, not by some other way
+        assert [e["channel"] for e in runs[0]["entries"]] == ["smbios", "smbios"], runs
