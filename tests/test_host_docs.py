@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs/hosts.md"
 BLOCK = re.compile(r"^```console\n(.*?)^```\n", re.S | re.M)
 # What host configuration looks like: only generated blocks may hold it.
-HOST_SYNTAX = re.compile(r"-fw_cfg|<sysinfo|--fw-cfg-config|--sysinfo|qm set|-smbios|oem_strings"
-                         r"|oemStrings")
+HOST_SYNTAX = re.compile(r"-fw_cfg|<sysinfo|--fw-cfg-config|--sysinfo|qm set|(?:^|\s)-smbios\b"
+                         r"|oem_strings|oemStrings|smbios11\.")
 
 
 def _command(block: str) -> tuple[list[str], str]:
@@ -102,7 +102,7 @@ def test_no_hand_written_host_configuration() -> None:
 
 
 @pytest.mark.parametrize("form", ["qemu", "libvirt", "virt-install", "cloud-hypervisor",
-                                  "proxmox"])
+                                  "proxmox", "incus"])
 def test_every_host_is_shown(form: str) -> None:
     assert re.search(rf"^\$ fwcfg-agent host args --for {form} ", PAGE.read_text(), re.M), form
 

@@ -412,3 +412,26 @@ def test_cloud_hypervisor_platform_must_be_merged(files: dict[str, str]) -> None
     assert r.code == 0
     assert r.err.startswith("fwcfg-agent: note: Cloud Hypervisor takes one --platform option")
     assert shell_words(r.out)[0] == "--platform"
+
+
+def incus_string(setting: str) -> str:
+    """The OEM string Incus makes of `incus config set VM KEY=VALUE` (the CLI splits at the
+    first '='; driver_qemu.go writes `smbios11.KEY` with value VALUE as "KEY=VALUE")."""
+    key, _, value = setting.partition("=")
+    assert key.startswith("smbios11.")
+    return key[len("smbios11."):] + "=" + value
+
+
+def test_incus(files: dict[str, str]) -> None:
+    r = host("args", "--for", "incus", "--channel", "smbios", "--instance", "web1",
+             f"opt/org.example/net0={files['net0']}", f"opt/org.example/host={files['host']}")
+    assert r.code == 0, r.err
+    commands = [shell_words(line) for line in r.out.splitlines()]
+    assert [c[:4] for c in commands] == [["incus", "config", "set", "web1"]] * 2
+    assert [decoded(incus_string(c[4])) for c in commands] == [
+        ("opt/org.example/net0", NET0), ("opt/org.example/host", ONE_LINE.rstrip(b"\n"))]
+    assert "restart" in r.err
+    assert host("args", "--for", "incus", "--instance", "web1",
+                f"opt/a={files['host']}").code == 2  # fw_cfg: Incus has no setting for it
+    assert host("args", "--for", "incus", "--channel", "smbios",
+                f"opt/a={files['host']}").code == 2  # no --instance

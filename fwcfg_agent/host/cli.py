@@ -60,6 +60,7 @@ def add_parser(sub: Any) -> None:
                    help="the directory the files will be in on the VM host (default: where "
                    "they are now)")
     a.add_argument("--vmid", type=int, metavar="N", help="Proxmox: the VM's number")
+    a.add_argument("--instance", metavar="NAME", help="Incus: the VM's name")
     a.add_argument("--smbios-files", type=Path, metavar="DIR",
                    help="QEMU and Proxmox with --channel smbios: write each OEM string to a "
                    "file DIR/NAME.oem and print -smbios type=11,path=FILE (with --host-dir: "
@@ -134,7 +135,7 @@ def run(args: Any) -> int:
         if args.smbios_files is not None:
             oem_dir = str(args.host_dir or args.smbios_files.absolute())
         text = forms.render(args.host, items, args.channel, vmid=args.vmid, domain=domain,
-                            oem_dir=oem_dir)
+                            oem_dir=oem_dir, instance=args.instance)
         if args.smbios_files is not None:
             forms.write_oem_files(items, args.smbios_files)
         _say("note", forms.notes(args.host, args.channel))

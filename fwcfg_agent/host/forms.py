@@ -4,7 +4,8 @@ Every value is escaped for the syntax it lands in: QEMU's option parser (a comma
 twice), the shell (shlex.quote), XML (ElementTree's serializer), virt-install's option parser
 (shlex with ',' as the separator: double quotes), Cloud Hypervisor's option parser (no escape
 at all: a path holding one of its separators is refused), Proxmox's `args` (split like a shell
-command line, then quoted again for the shell that runs `qm`).
+command line, then quoted again for the shell that runs `qm`), Incus's `config set KEY=VALUE`
+(split at the first '=', and quoted for the shell).
 
 The SMBIOS channel puts each entry in an OEM string (SMBIOS type 11) of one of two forms:
 `fwcfg-agent:NAME=TEXT` for a one-line payload of inert characters, else
@@ -25,7 +26,7 @@ from typing import NamedTuple, Optional
 from ..errors import ConfigError
 from .check import FWCFG, SMBIOS
 
-HOSTS = ("qemu", "libvirt", "virt-install", "cloud-hypervisor", "proxmox")
+HOSTS = ("qemu", "libvirt", "virt-install", "cloud-hypervisor", "proxmox", "incus")
 OEM_TEXT = "fwcfg-agent:"
 OEM_BASE64 = "fwcfg-agent.base64:"
 # A payload sent as TEXT: one line of characters no host's syntax treats specially.
@@ -270,8 +271,27 @@ def for_proxmox(items: Sequence[Item], channel: str, vmid: Optional[int],
     return _shell_lines(["qm", "set", str(vmid), "--args", args], pairs=False)
 
 
+def for_incus(items: Sequence[Item], channel: str, instance: Optional[str]) -> str:
+    """Incus (6.10 and later) makes the setting `smbios11.KEY` of a VM the OEM string
+    `KEY=VALUE` (one -smbios type=11,path= file each, written when the VM starts): KEY is the
+    agent's prefix and the entry's name. One `incus config set` per entry."""
+    if channel != SMBIOS:
+        raise ConfigError("--for incus needs --channel smbios: Incus passes OEM strings "
+                          "(smbios11.* settings), not fw_cfg items")
+    if not instance:
+        raise ConfigError("--for incus needs --instance NAME (the VM's name)")
+    _no_control(instance, "the instance name")
+    lines = []
+    for it in items:
+        key, _, value = oem_string(it.name, it.data).partition("=")
+        lines.append(_shell_lines(["incus", "config", "set", instance,
+                                   f"smbios11.{key}={value}"], pairs=False))
+    return "".join(lines)
+
+
 def render(host: str, items: Sequence[Item], channel: str, *, vmid: Optional[int] = None,
-           domain: Optional[tuple[str, str]] = None, oem_dir: Optional[str] = None) -> str:
+           domain: Optional[tuple[str, str]] = None, oem_dir: Optional[str] = None,
+           instance: Optional[str] = None) -> str:
     """The text for HOST. OEM_DIR (QEMU and Proxmox, SMBIOS): `path=` files in that directory
     instead of `value=` strings."""
     if oem_dir is not None and (host not in ("qemu", "proxmox") or channel != SMBIOS):
@@ -287,6 +307,8 @@ def render(host: str, items: Sequence[Item], channel: str, *, vmid: Optional[int
         return for_virt_install(items, channel)
     if host == "cloud-hypervisor":
         return for_cloud_hypervisor(items, channel)
+    if host == "incus":
+        return for_incus(items, channel, instance)
     return for_proxmox(items, channel, vmid, oem_dir)
 
 
@@ -296,6 +318,9 @@ def notes(host: str, channel: str) -> list[str]:
         return ["Cloud Hypervisor takes one --platform option: if the VM's command line has "
                 "one already, put this oem_strings=[...] in it, after a comma (e.g. --platform "
                 "serial_number=42,oem_strings=[...]), instead of adding a second --platform"]
+    if host == "incus":
+        return ["Incus builds the OEM strings when the VM starts: restart it (incus restart) "
+                "for changed settings to reach the guest"]
     if host == "proxmox":
         return ["qm set --args replaces the VM's whole args setting: add any options it already "
                 "has (qm config VMID) to the quoted text"]
