@@ -406,8 +406,9 @@ _IN_CHROOT = """
 deb=$1
 echo "=== lintian"
 rc=0
-runuser -u nobody -- env HOME=/tmp lintian --pedantic -I -E --tag-display-limit 0 "/work/$deb" \
-  2>&1 || rc=$?
+cp "/work/$deb" /tmp/ && chmod 0644 "/tmp/$deb"
+(cd /tmp && runuser -u nobody -- env HOME=/tmp lintian --pedantic -I -E --tag-display-limit 0 \
+  "/tmp/$deb" 2>&1) || rc=$?
 echo "=== lintian-status"
 echo $rc
 echo "=== versions"
@@ -529,7 +530,9 @@ def test_suite_deb_contents(builds: Builds, name: str, checkout: Checkout,
     assert "\nRequires-Python: >=3.9\n" in text
     if meta.name == "METADATA":
         requires = set(re.findall(r"^Requires-Dist: ([^;\n]+)$", text, re.M))
-        assert {r.replace(" ", "") for r in requires} >= set(_pyproject_dependencies()), text
+        # setuptools 66 (Debian 12) writes `jinja2 (>=2.11)`
+        normal = {re.sub(r"[ ()]", "", r) for r in requires}
+        assert normal >= set(_pyproject_dependencies()), text
     else:
         # egg-info (Debian 11): dh_python3 turns requires.txt's requirements into Depends (the
         # Depends test) and drops them from the file; pyproject's extras stay.
