@@ -1,7 +1,7 @@
 # The two commands the README starts with: `make demo` and `make test`.
 SHELL := /bin/bash
 .ONESHELL:
-.PHONY: demo test unit lint guest vm-demo chain-measure deb rpm bench clean
+.PHONY: demo test unit lint guest vm-demo chain-measure deb debs rpm bench clean
 
 VENVS = $(shell tools/bootstrap)
 NEWEST = $(lastword $(VENVS))
@@ -50,22 +50,33 @@ clean:
 # Packages, built from a clean tree: `git archive HEAD`, so uncommitted changes are NOT in them
 # (a warning says so). Build logs go to stderr; the last line on stdout is the package's path:
 # dist/fwcfg-agent_<version>_<arch>.deb and dist/fwcfg-agent-<version>-<release>.<arch>.rpm.
-# The system's /usr/bin/python3 builds them (the Debian tools and rpmbuild expect it), so PATH
-# is reset and PYTHONPATH dropped: a venv or pyenv on PATH must not leak into the package.
-PKG_ENV = env -u PYTHONPATH -u PYTHONHOME PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
+#
+# DEBs: one per Debian release, each built in a clean chroot of that release (tools/deb-build:
+# mmdebstrap, the suite's build dependencies, no network; chroots and results cached in
+# $FWCFG_CACHE, default /var/cache/fwcfg-agent-dev). `make deb SUITE=bullseye|bookworm|trixie`;
+# without SUITE, the host's own release (VERSION_CODENAME of /etc/os-release). `make debs`
+# builds all three and prints their three paths.
+DEB_SUITES = bullseye bookworm trixie
 
 deb:
 	@set -euo pipefail
-	[[ -z "$$(git status --porcelain --untracked-files=no)" ]] \
-	  || echo "make deb: uncommitted changes are not packaged (building HEAD)" >&2
+	suite="$(SUITE)"
+	[[ -n $$suite ]] || suite=$$(. /etc/os-release && echo "$${VERSION_CODENAME:-}")
+	tools/deb-build "$$suite"
+
+# The three side by side (the cold chroot builds mostly download and unpack).
+debs:
+	@set -euo pipefail
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
-	git archive --format=tar --prefix=fwcfg-agent/ HEAD | tar -x -C "$$tmp"
-	cp -a "$$tmp/fwcfg-agent/packaging/debian" "$$tmp/fwcfg-agent/debian"
-	(cd "$$tmp/fwcfg-agent" && $(PKG_ENV) dpkg-buildpackage -us -uc -b) >&2
-	mkdir -p dist
-	deb=$$(cd "$$tmp" && ls fwcfg-agent_*.deb)
-	cp "$$tmp/$$deb" dist/
-	echo "dist/$$deb"
+	for s in $(DEB_SUITES); do tools/deb-build "$$s" >"$$tmp/$$s" & echo $$! >"$$tmp/$$s.pid"; done
+	rc=0
+	for s in $(DEB_SUITES); do wait "$$(cat "$$tmp/$$s.pid")" || { rc=1; echo "make debs: $$s failed" >&2; }; done
+	for s in $(DEB_SUITES); do tail -n1 "$$tmp/$$s"; done
+	exit $$rc
+
+# The system's /usr/bin/python3 builds the RPM (rpmbuild expects it), so PATH is reset and
+# PYTHONPATH dropped: a venv or pyenv on PATH must not leak into the package.
+PKG_ENV = env -u PYTHONPATH -u PYTHONHOME PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 
 rpm:
 	@set -euo pipefail

@@ -9,15 +9,24 @@
   (fwcfg_agent/codeid.py), and `fwcfg_agent/templates/__compiled__/`, the templates precompiled
   by the building Python's jinja2 (fwcfg_agent/render/cache.py). Without jinja2 the build warns
   and the templates are compiled at run time instead.
+- The metadata for setuptools older than 61 (Debian 11 has 52), which ignores pyproject.toml's
+  [project] and [tool.setuptools] tables: `legacy_metadata()` translates them into setup()
+  arguments, so pyproject.toml stays the one place the metadata is written. A key it does not
+  know stops the build, rather than a package built without it.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
 import platform
+import re
 import subprocess
 import sys
+from typing import Any
 
+import setuptools
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
@@ -95,5 +104,86 @@ def ext_modules() -> list[Extension]:
     ]
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _setuptools_reads_pyproject() -> bool:
+    """setuptools 61 was the first to take the metadata from pyproject.toml."""
+    m = re.match(r"(\d+)", setuptools.__version__)
+    return m is not None and int(m.group(1)) >= 61
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    """tomllib (Python 3.11+), tomli, or on Debian 11 python3-toml (that suite's Build-Depends)."""
+    for name in ("tomllib", "tomli"):
+        try:
+            reader = importlib.import_module(name)
+        except ImportError:
+            continue
+        with open(path, "rb") as f:
+            data: dict[str, Any] = reader.load(f)
+            return data
+    with open(path, encoding="utf-8") as f:
+        data = importlib.import_module("toml").load(f)
+        return data
+
+
+def _attr_version(attr: str) -> str:
+    """`version = { attr = "pkg.__version__" }`: the string literal assigned in pkg's
+    __init__.py, read without importing the package (as setuptools does)."""
+    module, _, name = attr.rpartition(".")
+    path = os.path.join(HERE, *module.split("."), "__init__.py")
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            value = ast.literal_eval(node.value)
+            if isinstance(value, str):
+                return value
+    raise SystemExit(f"setup.py: no string {name} in {path}")
+
+
+def legacy_metadata() -> dict[str, Any]:
+    """pyproject.toml's [project] and [tool.setuptools] as setup() keyword arguments."""
+    data = _read_toml(os.path.join(HERE, "pyproject.toml"))
+    project: dict[str, Any] = dict(data["project"])
+    tool: dict[str, Any] = dict(data.get("tool", {}).get("setuptools", {}))
+    kw: dict[str, Any] = {"name": project.pop("name")}
+    dynamic = project.pop("dynamic", [])
+    for key in dynamic:
+        if key != "version":
+            raise SystemExit(f"setup.py: dynamic {key!r} is not translated for old setuptools")
+    if "version" in dynamic:
+        kw["version"] = _attr_version(tool.get("dynamic", {}).pop("version")["attr"])
+        if not tool["dynamic"]:
+            del tool["dynamic"]
+    else:
+        kw["version"] = project.pop("version")
+    readme = project.pop("readme", None)
+    if readme is not None:
+        with open(os.path.join(HERE, readme), encoding="utf-8") as f:
+            kw["long_description"] = f.read()
+        kw["long_description_content_type"] = "text/markdown"
+    simple = {"description": "description", "requires-python": "python_requires",
+              "dependencies": "install_requires", "classifiers": "classifiers",
+              "optional-dependencies": "extras_require"}
+    for key, arg in simple.items():
+        if key in project:
+            kw[arg] = project.pop(key)
+    if "license" in project:
+        kw["license"] = project.pop("license")["text"]
+    tools = {"packages": "packages", "script-files": "scripts", "package-dir": "package_dir",
+             "package-data": "package_data", "exclude-package-data": "exclude_package_data"}
+    for key, arg in tools.items():
+        if key in tool:
+            kw[arg] = tool.pop(key)
+    if project or tool:
+        raise SystemExit("setup.py: pyproject.toml keys not translated for setuptools "
+                         f"{setuptools.__version__}: {sorted(project)} {sorted(tool)}")
+    return kw
+
+
 setup(ext_modules=ext_modules(),
-      cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPy})
+      cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPy},
+      **({} if _setuptools_reads_pyproject() else legacy_metadata()))
