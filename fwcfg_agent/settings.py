@@ -29,10 +29,15 @@ from .payload import Payload
 HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
 IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
-    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT)\Z"
+    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT|IPV6_DISABLED"
+    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS)\Z"
 )
 # Known, accepted, and meaningless for a guest that is always configured at boot.
-IGNORED_KEYS = frozenset({"ONBOOT", "IPV6INIT"})
+IGNORED_KEYS = frozenset({"ONBOOT"})
+# The per-interface IPv6 and routing keys the model holds (and whose place it keeps, for the
+# errors of formats that cannot express one).
+IPV6_KEYS = ("IPV6INIT", "IPV6_DISABLED", "IPV6_AUTOCONF", "DHCPV6C")
+ROUTING_KEYS = ("DEFROUTE", "IPV4_ROUTE_METRIC", "IPV6_ROUTE_METRIC", "PEERDNS")
 
 
 
@@ -287,7 +292,13 @@ def _interface(
             )
     route_keys = sorted((k for k in v if kv.family(k) == "ROUTE"), key=kv.index_of)
     routes = tuple(kv.route(v[k], k, name, warnings) for k in route_keys)
-    _check_routes(v, gateway, gateway6, routes, route_keys)
+    ip6 = _ipv6_settings(v, addresses, gateway6, routes, route_keys)
+    routing = _routing_settings(v, gateway, gateway6, routes, route_keys)
+    metrics = {4: routing.metric4, 6: routing.metric6}
+    # a route without a metric of its own gets its family's IPVn_ROUTE_METRIC
+    routes = tuple(r if r.metric is not None or metrics[r.version] is None
+                   else r._replace(metric=metrics[r.version]) for r in routes)
+    _check_routes(v, gateway, gateway6, routes, route_keys, routing.metric4, routing.metric6)
     mtu = kv.opt(v, "MTU", validate.mtu)
     if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
                                                                   addresses):
@@ -295,24 +306,90 @@ def _interface(
     extra = tuple(sorted(
         (k, x.value) for k, x in v.items() if not IFACE_KEYS.match(k) and not HOST_KEYS.match(k)
     ))
+    origins = tuple((k, v[k].entry, v[k].line) for k in (*IPV6_KEYS, *ROUTING_KEYS) if k in v)
     return Interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
+        ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
+        dhcp6=ip6.dhcp6, defroute=routing.defroute, metric4=routing.metric4,
+        metric6=routing.metric6, peerdns=routing.peerdns, origins=origins,
     )
+
+
+class _IPv6(NamedTuple):
+    disabled: bool
+    init: bool
+    autoconf: Optional[bool]
+    dhcp6: bool
+
+
+class _Routing(NamedTuple):
+    defroute: bool
+    metric4: Optional[int]
+    metric6: Optional[int]
+    peerdns: bool
+
+
+def _ipv6_settings(v: dict[str, Value],
+                   addresses: list[tuple[IPInterface, str]],
+                   gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
+                   route_keys: list[str]) -> _IPv6:
+    """IPV6INIT, IPV6_DISABLED, IPV6_AUTOCONF, DHCPV6C, checked against each other and against
+    the IPv6 addresses, gateway and routes. The one default: with static IPv6 addresses and no
+    IPV6_AUTOCONF, no SLAAC and no router advertisements (as ifcfg and NetworkManager read it);
+    without either, the distribution's default (None)."""
+    disabled = kv.opt(v, "IPV6_DISABLED", validate.yes_no) or False
+    init = kv.opt(v, "IPV6INIT", validate.yes_no)
+    autoconf = kv.opt(v, "IPV6_AUTOCONF", validate.yes_no)
+    dhcp6 = kv.opt(v, "DHCPV6C", validate.yes_no) or False
+    off = "IPV6_DISABLED" if disabled else "IPV6INIT" if init is False else None
+    if off is not None:
+        uses = [key for a, key in addresses if a.version == 6]
+        uses += ["IPV6_DEFAULTGW"] if gateway6 is not None else []
+        uses += [k for r, k in zip(routes, route_keys) if r.version == 6]
+        uses += ["IPV6_AUTOCONF"] if autoconf else []
+        uses += ["DHCPV6C"] if dhcp6 else []
+        if uses:
+            what = "disables IPv6" if off == "IPV6_DISABLED" else "says no IPv6 configuration"
+            raise v[uses[0]].error(uses[0], f"configures IPv6, but {v[off].where(off)} {what}")
+        autoconf = False
+    elif autoconf is None and (dhcp6 or any(a.version == 6 for a, _ in addresses)):
+        autoconf = False
+    return _IPv6(disabled, init is not False, autoconf, dhcp6)
+
+
+def _routing_settings(v: dict[str, Value], gateway: Optional[ipaddress.IPv4Address],
+                      gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
+                      route_keys: list[str]) -> _Routing:
+    """DEFROUTE, IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC, PEERDNS. DEFROUTE=no with a default
+    route of the payload's own (GATEWAY, IPV6_DEFAULTGW, a default ROUTEn) contradicts it."""
+    defroute = kv.opt(v, "DEFROUTE", validate.yes_no)
+    if defroute is False:
+        uses = ["GATEWAY"] if gateway is not None else []
+        uses += ["IPV6_DEFAULTGW"] if gateway6 is not None else []
+        uses += [k for r, k in zip(routes, route_keys) if r.destination.prefixlen == 0]
+        if uses:
+            where = v["DEFROUTE"].where("DEFROUTE")
+            raise v[uses[0]].error(uses[0], f"is a default route, but {where} says this "
+                                            "interface has none")
+    return _Routing(defroute is not False, kv.opt(v, "IPV4_ROUTE_METRIC", validate.metric),
+                    kv.opt(v, "IPV6_ROUTE_METRIC", validate.metric),
+                    kv.opt(v, "PEERDNS", validate.yes_no) is not False)
 
 
 def _check_routes(v: dict[str, Value], gateway: Optional[IPAddress],
                   gateway6: Optional[IPAddress], routes: tuple[Route, ...],
-                  keys: list[str]) -> None:
+                  keys: list[str], metric4: Optional[int] = None,
+                  metric6: Optional[int] = None) -> None:
     """One route per destination and metric on an interface: the kernel keeps one of two, and
     netplan calls two default routes a conflict. GATEWAY and IPV6_DEFAULTGW are default routes
     without a metric."""
     seen: dict[tuple[IPNetwork, Optional[int]], str] = {}
     given: list[tuple[IPNetwork, Optional[int], str]] = []
     if gateway is not None:
-        given.append((ipaddress.ip_network("0.0.0.0/0"), None, "GATEWAY"))
+        given.append((ipaddress.ip_network("0.0.0.0/0"), metric4, "GATEWAY"))
     if gateway6 is not None:
-        given.append((ipaddress.ip_network("::/0"), None, "IPV6_DEFAULTGW"))
+        given.append((ipaddress.ip_network("::/0"), metric6, "IPV6_DEFAULTGW"))
     given += [(r.destination, r.metric, k) for r, k in zip(routes, keys)]
     for dest, metric, key in given:
         first = seen.get((dest, metric))
@@ -330,7 +407,8 @@ def _default_routes(interfaces: Sequence[Interface], warnings: list[str]) -> Non
     seen: dict[tuple[int, Optional[int]], str] = {}
     for iface in interfaces:
         defaults: set[tuple[int, Optional[int]]] = {
-            (gw.version, None) for gw in (iface.gateway, iface.gateway6) if gw}
+            (gw.version, iface.metric4 if gw.version == 4 else iface.metric6)
+            for gw in (iface.gateway, iface.gateway6) if gw}
         defaults |= {(r.version, r.metric) for r in iface.routes
                      if r.destination.prefixlen == 0}
         for version, metric in sorted(defaults, key=lambda d: (d[0], d[1] or -1)):

@@ -140,6 +140,52 @@ CASES: tuple[Case, ...] = (
         "are the interface's own) and most readers refuse; a non-ASCII pass-through value",
     ),
     Case(
+        "ipv6-static-only",
+        (("opt/v6only", b"DEVICE=eth0\nIPV6ADDR=2001:db8:5::10/64\n"
+                        b"IPV6_DEFAULTGW=2001:db8:5::1\n"),),
+        (("eth0", "52:54:00:00:00:50"),),
+        "only a static IPv6 address: the one default, no SLAAC and no router advertisements, "
+        "said the same way in every format (issue 14)",
+    ),
+    Case(
+        "ipv6-modes",
+        (
+            ("opt/10-slaac", b"DEVICE=eth0\nIPADDR=192.0.2.20/24\n"
+                             b"IPV6ADDR=2001:db8:6::10/64\nIPV6_AUTOCONF=yes\n"),
+            ("opt/20-noinit", b"DEVICE=eth1\nIPADDR=192.0.2.21/24\nIPV6INIT=no\n"),
+            ("opt/30-disabled", b"DEVICE=eth2\nIPADDR=192.0.2.22/24\nIPV6_DISABLED=yes\n"),
+            ("opt/40-noautoconf", b"HWADDR=52:54:00:00:00:63\nIPADDR=192.0.2.23/24\n"
+                                  b"IPV6_AUTOCONF=no\n"),
+            ("opt/50-dhcpv6", b"DEVICE=eth4\nBOOTPROTO=dhcp\nDHCPV6C=yes\n"
+                              b"IPV6_AUTOCONF=yes\n"),
+        ),
+        (("eth0", "52:54:00:00:00:60"), ("eth1", "52:54:00:00:00:61"),
+         ("eth2", "52:54:00:00:00:62"), ("eth3", "52:54:00:00:00:63"),
+         ("eth4", "52:54:00:00:00:64")),
+        "IPv6 per interface: SLAAC beside a static address, IPV6INIT=no, IPV6_DISABLED=yes, "
+        "IPV6_AUTOCONF=no without addresses, DHCPv6 with SLAAC",
+    ),
+    Case(
+        "routing",
+        (
+            ("opt/00-host", b"HOSTNAME=multi\nDNS1=192.0.2.53\n"),
+            ("opt/10-front", b"HWADDR=52:54:00:00:00:70\nIPADDR=192.0.2.30/24\n"
+                             b"GATEWAY=192.0.2.1\nIPV4_ROUTE_METRIC=100\n"
+                             b"IPV6ADDR=2001:db8:7::30/64\nIPV6_DEFAULTGW=2001:db8:7::1\n"
+                             b"IPV6_ROUTE_METRIC=100\n"),
+            ("opt/20-back", b"HWADDR=52:54:00:00:00:71\nIPADDR=10.1.0.30/16\nDEFROUTE=no\n"
+                            b"PEERDNS=no\nIPV6_AUTOCONF=no\nIPV4_ROUTE_METRIC=200\n"
+                            b"ROUTE1='10.2.0.0/16 via 10.1.0.1'\n"
+                            b"ROUTE2='10.3.0.0/16 via 10.1.0.1 metric 50'\n"),
+            ("opt/30-dhcp", b"DEVICE=eth2\nBOOTPROTO=dhcp\nIPV4_ROUTE_METRIC=300\n"
+                            b"IPV6_AUTOCONF=no\n"),
+        ),
+        (("eth0", "52:54:00:00:00:70"), ("eth1", "52:54:00:00:00:71"),
+         ("eth2", "52:54:00:00:00:72")),
+        "several NICs: metrics on the default routes, on routes without one and on DHCP's, a "
+        "back NIC with DEFROUTE=no and PEERDNS=no",
+    ),
+    Case(
         "injection",
         (("opt/evil", _INJECTION_PAYLOAD),),
         (("eth0", "52:54:00:00:00:30"),),

@@ -11,6 +11,7 @@ A missing tool is a failure, not a skip: `tools/bootstrap` installs them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -88,8 +89,12 @@ def _gateways(iface: Interface) -> list[IPAddress]:
 Route = tuple[str, Optional[str], bool, Optional[int]]  # destination, gateway, on-link, metric
 
 
+def _metric(iface: Interface, version: int) -> Optional[int]:
+    return iface.metric4 if version == 4 else iface.metric6
+
+
 def _expected_routes(iface: Interface) -> set[Route]:
-    routes: set[Route] = {(_default(gw), str(gw), _offlink(gw, iface), None)
+    routes: set[Route] = {(_default(gw), str(gw), _offlink(gw, iface), _metric(iface, gw.version))
                           for gw in _gateways(iface)}
     for r in iface.routes:
         routes.add((str(r.destination), None if r.gateway is None else str(r.gateway),
@@ -127,12 +132,27 @@ class NetworkSummary:
     routes: frozenset[Route]
     dns: tuple[str, ...]
     domains: tuple[str, ...]
+    # issue 14: IPv6 and what DHCP brings
+    dhcp6: bool = False
+    accept_ra: Optional[bool] = None  # None: networkd's default
+    link_local: bool = True
+    dhcp_use_gateway: bool = True
+    dhcp_route_metric: Optional[int] = None
+    dhcp_use_dns: bool = True
+
+
+def _bool(value: str) -> bool:
+    assert value in ("yes", "no", "true", "false", "1", "0"), value
+    return value in ("yes", "true", "1")
 
 
 def _summarize(sections: Sections) -> NetworkSummary:
     match: dict[str, str] = {}
     mtu = None
-    dhcp4 = False
+    dhcp4 = dhcp6 = False
+    accept_ra: Optional[bool] = None
+    link_local = True
+    dynamic: dict[str, set[str]] = {}
     addresses: set[str] = set()
     routes: set[Route] = set()
     dns: list[str] = []
@@ -147,6 +167,12 @@ def _summarize(sections: Sections) -> NetworkSummary:
             for key, value in items:
                 if key == "DHCP":
                     dhcp4 = value in ("ipv4", "yes", "true")
+                    dhcp6 = value in ("ipv6", "yes", "true")
+                elif key == "IPv6AcceptRA":
+                    accept_ra = _bool(value)
+                elif key == "LinkLocalAddressing":
+                    assert value in ("no", "ipv6"), value  # ipv6 is the default
+                    link_local = value == "ipv6"
                 elif key == "Address":
                     addresses.add(str(ipaddress.ip_interface(value)))
                 elif key == "Gateway":
@@ -156,6 +182,11 @@ def _summarize(sections: Sections) -> NetworkSummary:
                     dns.append(value)
                 elif key == "Domains":
                     domains.extend(value.split())
+        elif name in ("DHCP", "DHCPv4", "DHCPv6"):  # [DHCP]: netplan's, for both
+            for key, value in items:
+                dynamic.setdefault(key, set()).add(value)
+        elif name == "IPv6AcceptRA":
+            pytest.fail("RA settings only where netplan cannot follow: not in these cases")
         elif name == "Route":
             via = ipaddress.ip_address(d["Gateway"]) if d.get("Gateway") else None
             dest = d.get("Destination") or (_default(via) if via else "")
@@ -165,9 +196,15 @@ def _summarize(sections: Sections) -> NetworkSummary:
     mac = match.get("PermanentMACAddress") or match.get("MACAddress")
     if "MACAddress" in match and "PermanentMACAddress" in match:
         assert match["MACAddress"] == match["PermanentMACAddress"]
+    for key, values in dynamic.items():
+        assert len(values) == 1, (key, values)  # DHCPv4 and DHCPv6 agree
+    dyn = {k: v.pop() for k, v in dynamic.items()}
     return NetworkSummary(
         ("mac", mac) if mac else ("name", match["Name"]), mtu, dhcp4, frozenset(addresses),
-        frozenset(routes), tuple(dns), tuple(domains),
+        frozenset(routes), tuple(dns), tuple(domains), dhcp6, accept_ra, link_local,
+        _bool(dyn.get("UseGateway", "yes")),
+        int(dyn["RouteMetric"]) if "RouteMetric" in dyn else None,
+        _bool(dyn.get("UseDNS", "yes")),
     )
 
 
@@ -177,7 +214,10 @@ def _expected_summary(config: HostConfig, iface: Interface) -> NetworkSummary:
         ("mac", iface.mac) if iface.mac else ("name", iface.name), iface.mtu, iface.dhcp,
         frozenset(str(a) for a in iface.addresses), frozenset(_expected_routes(iface)),
         tuple(str(s) for s in config.dns) if dns else (),
-        config.search if dns else (),
+        config.search if dns else (), iface.dhcp6, iface.ipv6_autoconf,
+        not iface.ipv6_disabled, iface.defroute or not iface.dhcp,
+        (iface.metric4 if iface.dhcp else iface.metric6) if iface.dhcp or iface.dhcp6 else None,
+        iface.peerdns or not (iface.dhcp or iface.dhcp6),
     )
 
 
@@ -219,8 +259,10 @@ def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
     for iface in case.config.interfaces:
         generated = out / f"10-netplan-{iface.label}.network"
         assert generated.is_file(), sorted(p.name for p in out.iterdir())
-        assert _summarize(_parse_unit(generated.read_text())) == _expected_summary(
-            case.config, iface)
+        want = _expected_summary(case.config, iface)
+        if (iface.dhcp or iface.dhcp6) and want.dhcp_route_metric is None:
+            want = dataclasses.replace(want, dhcp_route_metric=100)  # netplan's own default
+        assert _summarize(_parse_unit(generated.read_text())) == want
     assert len(list(out.glob("*.network"))) == len(case.config.interfaces)
 
 
@@ -305,9 +347,12 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
             assert any(c.startswith(f"ip -6 addr add {a6} ") for c in commands), commands
         for gw in _gateways(iface):
             ip = "ip" if gw.version == 4 else "ip -6"
-            assert any(re.match(rf"{ip} route (add|replace) default via {gw} dev "
-                                rf"({re.escape(phys)}|{re.escape(dev)})( metric \d+)? onlink", c)
-                       for c in commands), commands
+            m = _metric(iface, gw.version)
+            metric = rf" metric {m}" if m is not None else ""
+            # ifupdown puts `metric` before `dev`, the up command after it
+            assert any(re.match(rf"{ip} route (add|replace) default via {gw}({metric})? dev "
+                                rf"({re.escape(phys)}|{re.escape(dev)})({metric})? onlink", c)
+                       and (not metric or metric in c) for c in commands), commands
         for rt in iface.routes:
             ip = "ip" if rt.version == 4 else "ip -6"
             want = f"{ip} route replace {rt.destination}"
@@ -322,7 +367,21 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         if iface.mtu:
             assert any(c.startswith(f"ip link set dev {d} mtu {iface.mtu}")
                        for c in commands for d in (phys, dev)), commands
-        assert any("dhclient" in c for c in commands) == iface.dhcp
+        assert any("dhclient" in c and "-6" not in c for c in commands) == iface.dhcp
+        assert any("dhclient" in c and "-6" in c for c in commands) == iface.dhcp6
+        # IPv6 autoconfiguration as the model says (issue 14): ifupdown's own sysctl calls, or
+        # the first stanza's pre-up writes where there is no inet6 stanza to carry them
+        sysctls: dict[str, int] = {}
+        if iface.ipv6_disabled:
+            sysctls["disable_ipv6"] = 1
+        elif iface.ipv6_autoconf is not None:
+            sysctls["accept_ra"] = sysctls["autoconf"] = int(iface.ipv6_autoconf)
+        if not iface.defroute and iface.accept_ra:
+            sysctls["accept_ra_defrtr"] = 0
+        for name, value in sysctls.items():
+            assert (f"sysctl -q -e -w net.ipv6.conf.{phys}.{name}={value}" in commands
+                    or any(c == f"echo {value} > /proc/sys/net/ipv6/conf/{d}/{name}"
+                           for c in commands for d in (phys, dev))), (name, commands)
         assert "other0" not in ifup  # the other NIC is left alone
 
 
@@ -374,6 +433,21 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
             assert theirs["connection"]["interface-name"] == iface.name
         assert theirs["ipv4"]["method"] == (
             "auto" if iface.dhcp else "manual" if iface.ipv4 else "disabled")
+        # IPv6 as the model says (issue 14): manual and link-local take no RAs
+        if iface.ipv6_disabled:
+            method6 = "disabled"
+        elif not iface.ipv6_init:
+            method6 = "link-local"
+        elif iface.ipv6_autoconf is not False:
+            method6 = "auto"
+        else:
+            method6 = "dhcp" if iface.dhcp6 else "manual" if iface.ipv6 else "link-local"
+        assert theirs["ipv6"]["method"] == method6
+        for family, metric in (("ipv4", iface.metric4), ("ipv6", iface.metric6)):
+            if metric is not None and theirs[family]["method"] in ("auto", "dhcp", "manual"):
+                assert theirs[family]["route-metric"] == str(metric)
+            if not iface.defroute and theirs[family]["method"] in ("auto", "dhcp", "manual"):
+                assert theirs[family]["never-default"] == "true"
 
 
 # ifcfg: sourced by bash. The script records which variables the file set and their values,
@@ -404,8 +478,23 @@ def _source(path: Path, cwd: Path) -> dict[str, str]:
 
 def _expected_ifcfg(config: HostConfig, iface: Interface) -> dict[str, str]:
     want = {"DEVICE": iface.name, "TYPE": "Ethernet", "NAME": f"fwcfg-{iface.name}",
-            "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes", "IPV6INIT": "yes",
-            "IPV6_AUTOCONF": "no" if iface.ipv6 else "yes"}
+            "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes"}
+    if iface.ipv6_disabled or not iface.ipv6_init:
+        want["IPV6INIT"] = "no"
+        if iface.ipv6_disabled:
+            want["IPV6_DISABLED"] = "yes"
+    else:
+        want["IPV6INIT"] = "yes"
+        want["IPV6_AUTOCONF"] = "no" if iface.ipv6_autoconf is False else "yes"
+        if iface.dhcp6:
+            want["DHCPV6C"] = "yes"
+    if not iface.defroute:
+        want.update(DEFROUTE="no", IPV6_DEFROUTE="no")
+    if not iface.peerdns:
+        want.update(PEERDNS="no", IPV6_PEERDNS="no")
+    for key, metric in (("IPV4_ROUTE_METRIC", iface.metric4), ("IPV6_ROUTE_METRIC", iface.metric6)):
+        if metric is not None:
+            want[key] = str(metric)
     if iface.mac:
         want["HWADDR"] = iface.mac
     for i, a in enumerate(iface.ipv4):

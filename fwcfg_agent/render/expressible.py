@@ -1,0 +1,67 @@
+"""What an output format cannot say. A setting no template of a format can express is never
+dropped: rendering that format fails with exit 3, naming the entry, line and key, before any
+file is written (the plan is made before the first write).
+
+Each rule is one (format, key, test, reason) row; the test reads the validated Interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Callable, NamedTuple
+
+from ..errors import PayloadError
+from ..formats import Format
+from ..model import HostConfig, Interface
+
+
+class Rule(NamedTuple):
+    format: Format
+    key: str
+    applies: Callable[[Interface], bool]
+    reason: str
+
+
+def _dynamic_defroute(i: Interface) -> bool:
+    return not i.defroute and (i.dhcp or i.accept_ra or i.dhcp6)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(Format.NETPLAN, "DEFROUTE", _dynamic_defroute,
+         "netplan cannot keep DHCP or router advertisements from adding a default route (it "
+         "can only drop every route they bring); use IPV4_ROUTE_METRIC/IPV6_ROUTE_METRIC, or "
+         "IPV6_AUTOCONF=no on a static interface"),
+    Rule(Format.IFUPDOWN, "DEFROUTE", lambda i: not i.defroute and (i.dhcp or i.dhcp6),
+         "ifupdown cannot keep dhclient from adding a default route; use IPV4_ROUTE_METRIC"),
+    Rule(Format.NETPLAN, "IPV6_ROUTE_METRIC", lambda i: i.metric6 is not None and i.accept_ra,
+         "netplan cannot set the metric of routes from router advertisements; add "
+         "IPV6_AUTOCONF=no or leave the metric out"),
+    Rule(Format.NETPLAN, "IPV6_ROUTE_METRIC",
+         lambda i: (i.dhcp and i.dhcp6 and None not in (i.metric4, i.metric6)
+                    and i.metric6 != i.metric4),
+         "netplan gives DHCPv4 and DHCPv6 one route metric; IPV4_ROUTE_METRIC and "
+         "IPV6_ROUTE_METRIC must be equal here"),
+    Rule(Format.IFUPDOWN, "IPV6_ROUTE_METRIC", lambda i: i.metric6 is not None and i.accept_ra,
+         "ifupdown cannot set the metric of routes from router advertisements; add "
+         "IPV6_AUTOCONF=no or leave the metric out"),
+    Rule(Format.NETPLAN, "DHCPV6C", lambda i: i.dhcp6 and not i.accept_ra,
+         "netplan starts DHCPv6 only when a router advertisement asks for it, and here they "
+         "are not accepted; add IPV6_AUTOCONF=yes"),
+    Rule(Format.NETPLAN, "PEERDNS", lambda i: not i.peerdns and i.accept_ra,
+         "netplan cannot ignore the name servers of router advertisements; add "
+         "IPV6_AUTOCONF=no"),
+    Rule(Format.IFUPDOWN, "PEERDNS", lambda i: not i.peerdns and (i.dhcp or i.dhcp6),
+         "ifupdown cannot keep dhclient from writing the DHCP server's name servers"),
+)
+
+
+def check(config: HostConfig, formats: Sequence[Format]) -> None:
+    """PayloadError for the first interface setting a format in `formats` cannot express."""
+    for iface in config.interfaces:
+        for rule in RULES:
+            if rule.format in formats and rule.applies(iface):
+                where = iface.origin(rule.key)
+                assert where is not None, rule.key  # the rules only test keys that were given
+                raise PayloadError(where[0], f"{iface.name}: the {rule.format} format cannot "
+                                   f"express this: {rule.reason}; nothing was written",
+                                   line=where[1], key=rule.key)
