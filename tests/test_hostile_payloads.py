@@ -38,7 +38,7 @@ from fwcfg_agent.errors import PayloadError
 from fwcfg_agent.facts import Facts
 from fwcfg_agent.model import Format, HostConfig, Interface
 from fwcfg_agent.payload import parse, printable
-from fwcfg_agent.render import Plan, render
+from fwcfg_agent.render import Plan, PlannedFile, render
 from fwcfg_agent.render.env import Templates
 from fwcfg_agent.settings import NetDev, build
 from tests.agent import agent, journal_runs, snapshot
@@ -234,11 +234,15 @@ PLAUSIBLE: dict[str, Callable[[Rng], str]] = {
         ["1500", "9000", "1280", "68"]),
     "TYPE": _choice("Ethernet", "ethernet", "Bridge"),
     "ONBOOT": _choice("yes", "no"), "IPV6INIT": _choice("yes", "no"),
+    # issue 14: IPv6 modes and routing with several NICs
+    "IPV6_AUTOCONF": _choice("yes", "no", "YES", "maybe"), "IPV6_DISABLED": _choice("yes", "no"),
+    "DHCPV6C": _choice("yes", "no"), "DEFROUTE": _choice("yes", "no"),
+    "IPV4_ROUTE_METRIC": _metric, "IPV6_ROUTE_METRIC": _metric, "PEERDNS": _choice("yes", "no"),
     # unknown keys, near misses of known ones included: passed through
     "ZONE": _free_text, "NM_CONTROLLED": _choice("no", "yes"), "NAME": _free_text,
     "IPADDR_START": _ipv4, "ROUTE_METRIC": _metric, "IPADDRx": _choice("1"),
     "PATH": _choice("/tmp/evil"), "IFS": _choice("x"), "lower_case": _free_text,
-    "IPV6_AUTOCONF": _choice("yes", "no"), "BASH_FUNC_x": _choice("() { reboot; }"),
+    "BASH_FUNC_x": _choice("() { reboot; }"),
     "DNS" + "1" * 12: _ipv4, "DNS" + "1" * 5000: _ipv4,
 }
 KEYS = tuple(PLAUSIBLE)
@@ -312,6 +316,8 @@ class Rendered(NamedTuple):
     example: Example
     config: HostConfig
     plan: Plan
+    # formats that cannot express a setting of the payload (exit 3 for them, checked)
+    rejected: tuple[Format, ...] = ()
 
 
 _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=")
@@ -333,8 +339,15 @@ def _process(ex: Example) -> Optional[Rendered]:
     except PayloadError as e:
         _check_error(e, data)
         return None
-    plan = render(result.config, ALL_FORMATS, _facts(ex), TEMPLATES)
-    return Rendered(ex, result.config, plan)
+    files: list[PlannedFile] = []
+    rejected: list[Format] = []
+    for fmt in ALL_FORMATS:  # one at a time: a format may refuse what the others can say
+        try:
+            files += render(result.config, [fmt], _facts(ex), TEMPLATES).files
+        except PayloadError as e:
+            _check_error(e, data)
+            rejected.append(fmt)
+    return Rendered(ex, result.config, Plan(tuple(files)), tuple(rejected))
 
 
 def _check_error(e: PayloadError, data: dict[str, bytes]) -> None:
@@ -380,18 +393,22 @@ def _canonical(config: HostConfig) -> set[str]:
                 out.add(str(r.metric))
         if i.mtu is not None:
             out.add(str(i.mtu))
+        out.update(str(m) for m in (i.metric4, i.metric6) if m is not None)
     return out
 
 
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
-NETWORKD_CONST = {"ipv4", "yes"}
+NETWORKD_CONST = {"ipv4", "ipv6", "yes", "no", "solicit"}
 NM_CONST = {"ethernet", "999", "auto", "manual", "disabled", "0.0.0.0/0", "::/0", "0.0.0.0",
-            "::", "onlink=true"}
+            "::", "onlink=true", "link-local", "dhcp", "true"}
 IFUPDOWN_CONST = {"auto", "allow-hotplug", "iface", "inet", "inet6", "static", "dhcp", "manual",
                   "address", "gateway", "mtu", "dns-nameservers", "dns-search", "up", "pre-up",
                   "ip", "-6", "route", "replace", "default", "via", "dev", "onlink", "metric",
-                  "link", "set", "$IFACE"}
+                  "link", "set", "$IFACE", "accept_ra", "autoconf", "0", "1", "echo", ">"}
+# the pre-up writes of IPv6 sysctls where no inet6 stanza carries them
+PROC_SYSCTL = re.compile(r"/proc/sys/net/ipv6/conf/(?P<dev>[^/]+)/(accept_ra|autoconf|"
+                         r"disable_ipv6|accept_ra_defrtr)\Z")
 ROUTE_CONST = {"default", "via", "dev", "onlink", "metric"}
 NETPLAN_CONST = {"default", "link"}
 IFCFG_CONST = {"Ethernet", "yes", "no"}
@@ -437,6 +454,9 @@ def _check_files(r: Rendered) -> None:
                     if t.startswith("mac/"):
                         mac, label = re.fullmatch(r"mac/([^/]+)/=(.+)", t).groups()  # type: ignore[union-attr]
                         assert {mac, label} <= canon, t
+                    elif PROC_SYSCTL.match(t):
+                        dev = PROC_SYSCTL.match(t).group("dev")  # type: ignore[union-attr]
+                        assert dev in canon | {"$IFACE"}, (f.path, line, t)
                     else:
                         assert t in canon | IFUPDOWN_CONST, (f.path, line, t)
         elif f.format is Format.IFCFG and name.startswith("route"):
@@ -481,6 +501,7 @@ def _check_netplan(text: str, canon: set[str], config: HostConfig) -> None:
     doc = yaml.load(text, Loader=yaml.CSafeLoader)  # libyaml: netplan's parser
     ints = {i.mtu for i in config.interfaces} | {r.metric for i in config.interfaces
                                                    for r in i.routes}
+    ints |= {m for i in config.interfaces for m in (i.metric4, i.metric6)}
 
     def walk(node: object) -> Iterator[object]:
         if isinstance(node, dict):
@@ -502,7 +523,8 @@ def _check_netplan(text: str, canon: set[str], config: HostConfig) -> None:
         assert isinstance(leaf, str), leaf
         assert leaf in canon | NETPLAN_CONST or leaf in {
             "match", "macaddress", "dhcp4", "addresses", "routes", "to", "via", "on-link",
-            "scope", "metric", "nameservers", "search", "mtu"}, leaf
+            "scope", "metric", "nameservers", "search", "mtu", "dhcp6", "accept-ra",
+            "link-local", "dhcp4-overrides", "dhcp6-overrides", "route-metric", "use-dns"}, leaf
 
 
 SHELL_VARS = {"BASH_ENV", "CDPATH", "COLUMNS", "ENV", "EUID", "FUNCNEST", "GLOBIGNORE", "GROUPS",
@@ -566,17 +588,20 @@ def test_payloads_shrinkable(rng: Rng) -> None:
 def test_the_examples_reach_both_outcomes() -> None:
     """The generator is worth its examples: plenty pass, plenty fail, scope IDs get through."""
     rng = random.Random(12)
-    counts = {"valid": 0, "rejected": 0, "scoped": 0, "extra": 0}
+    counts = {"valid": 0, "rejected": 0, "scoped": 0, "extra": 0, "some formats": 0}
     for _ in range(1000):
         ex = _example(rng)
         r = _process(ex)
         counts["valid" if r else "rejected"] += 1
+        if r and r.rejected:
+            counts["some formats"] += 1
         if r and any(b"%" in raw for _, raw in ex.entries):
             counts["scoped"] += 1
         if r and any(i.extra for i in r.config.interfaces):
             counts["extra"] += 1
     assert counts["valid"] >= 150 and counts["rejected"] >= 300, counts
     assert counts["scoped"] >= 20 and counts["extra"] >= 30, counts
+    assert counts["some formats"] >= 5, counts  # a format that cannot say a setting: exit 3
 
 
 # --- the real readers, on a sample of the payloads that pass --------------------------------
@@ -589,7 +614,7 @@ def samples() -> list[Rendered]:
     found: list[Rendered] = []
     while len(found) < CONSUMER_SAMPLES:
         r = _check(_example(rng))
-        if r is not None and r.config.interfaces:
+        if r is not None and r.config.interfaces and not r.rejected:
             found.append(r)
     return found
 
@@ -642,7 +667,8 @@ def _shared_default(config: HostConfig) -> bool:
     seen: set[tuple[int, Optional[int]]] = set()
     for i in config.interfaces:
         mine: set[tuple[int, Optional[int]]] = {
-            (gw.version, None) for gw in (i.gateway, i.gateway6) if gw is not None}
+            (gw.version, i.metric4 if gw.version == 4 else i.metric6)
+            for gw in (i.gateway, i.gateway6) if gw is not None}
         mine |= {(r.version, r.metric) for r in i.routes if r.destination.prefixlen == 0}
         if seen & mine:
             return True
@@ -683,6 +709,8 @@ def test_ifquery_parses_every_sample(tmp_path: Path, samples: list[Rendered]) ->
                 if name == "address":
                     words = [w.split("/")[0] for w in words]
                     canon = canon | {str(a.ip) for a in iface.addresses}
+                words = [w for w in words if not (PROC_SYSCTL.match(w) and PROC_SYSCTL.match(
+                    w).group("dev") in canon | {"$IFACE"})]  # type: ignore[union-attr]
                 assert set(words) <= canon | IFUPDOWN_CONST, (option, _describe(r))
 
 
