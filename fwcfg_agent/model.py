@@ -74,6 +74,19 @@ class Interface(NamedTuple):
     metric4: Optional[int] = None
     metric6: Optional[int] = None
     peerdns: bool = True
+    # Shapes beyond one flat NIC (see README "VLANs, bonds and bridges"): `kind` is
+    # ethernet, vlan, bond or bridge. A VLAN has its `parent` (an interface name) and `vlan_id`;
+    # a bond its `bond_options` (canonical kernel option names and values, `mode` first); a
+    # bridge `stp` and `forward_delay` (seconds). A member of a bond or bridge names it in
+    # `master` (and `master_kind`); it carries no addresses of its own.
+    kind: str = "ethernet"
+    parent: Optional[str] = None
+    vlan_id: Optional[int] = None
+    bond_options: tuple[tuple[str, str], ...] = ()
+    stp: bool = False
+    forward_delay: Optional[int] = None
+    master: Optional[str] = None
+    master_kind: Optional[str] = None
     # Where the keys above came from, for the errors of formats that cannot express one:
     # (key, entry, line).
     origins: tuple[tuple[str, str, int], ...] = ()
@@ -101,6 +114,19 @@ class Interface(NamedTuple):
     def accept_ra(self) -> bool:
         """Router advertisements are accepted (explicitly, or by the distribution's default)."""
         return not self.ipv6_disabled and self.ipv6_init and self.ipv6_autoconf is not False
+
+    @property
+    def virtual(self) -> bool:
+        """A device the configuration creates (VLAN, bond, bridge), not a NIC."""
+        return self.kind != "ethernet"
+
+    def members(self, config: HostConfig) -> tuple[Interface, ...]:
+        """The interfaces of `config` enslaved to this bond or bridge."""
+        return tuple(i for i in config.interfaces if i.master == self.name)
+
+    def vlans(self, config: HostConfig) -> tuple[Interface, ...]:
+        """The VLANs of `config` on top of this interface."""
+        return tuple(i for i in config.interfaces if i.kind == "vlan" and i.parent == self.name)
 
     def origin(self, key: str) -> Optional[tuple[str, int]]:
         """The entry and line that set `key`, if the payload set it."""

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, Optional, Union
 
 from . import keys as kv
-from . import validate
+from . import shapes, validate
 from .errors import ConfigError
 from .keys import Value
 from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
@@ -30,7 +30,8 @@ HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
 IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
     r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT|IPV6_DISABLED"
-    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS)\Z"
+    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS"
+    r"|VLAN|PHYSDEV|VLAN_ID|BONDING_MASTER|BONDING_OPTS|MASTER|SLAVE|BRIDGE|STP|DELAY)\Z"
 )
 # Known, accepted, and meaningless for a guest that is always configured at boot.
 IGNORED_KEYS = frozenset({"ONBOOT"})
@@ -134,7 +135,7 @@ def build(
     # The default NIC is the first Ethernet NIC that no entry picks by HWADDR or DEVICE.
     claimed = {by_mac.get(i[1]) if i[0] == "mac" else i[1] for i in groups if i is not None}
     free = [d for d in netdevs if d.name not in claimed]
-    interfaces: list[Interface] = []
+    placed: list[shapes.Placed] = []
     names: dict[str, Picker] = {}
     for ident, values in groups.items():
         iface = _interface(ident, values, by_mac, free, default_interface, notices, warnings)
@@ -147,7 +148,8 @@ def build(
                 f"{first.how()}: use the same HWADDR or DEVICE in both",
             )
         names[iface.name] = picker
-        interfaces.append(iface)
+        placed.append(shapes.Placed(iface, values))
+    interfaces = shapes.link(placed, {d.name: d.mac for d in netdevs})
 
     _default_routes(interfaces, warnings)
     hostname = kv.opt(host, "HOSTNAME", validate.hostname)
@@ -241,8 +243,9 @@ def _interface(
         notices.append(f"{sources[0]}: no DEVICE or HWADDR and no NIC visible; settings go to "
                        f"{name}")
 
-    if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
-        raise v["TYPE"].error("TYPE", f"{v['TYPE'].value[:40]!r}: only Ethernet is supported")
+    shape = _shape(ident, name, v)
+    if shape.kind != "ethernet":
+        mac = None
     boot = kv.opt(v, "BOOTPROTO", kv.bootproto) or BootProto.STATIC
 
     # every address with the key (and its place) that gave it
@@ -269,7 +272,10 @@ def _interface(
             raise v[key].error(key, f"address {a.ip} is given twice (also {where})")
         seen[a.ip] = key
 
-    if boot is BootProto.STATIC and not addresses:
+    if shape.master is not None:
+        _check_member(v, name, shape.master, boot)
+        boot = BootProto.NONE  # nothing of its own: its bond or bridge is configured
+    elif boot is BootProto.STATIC and not addresses:
         # point at BOOTPROTO if given, else at the first setting for this NIC
         key = "BOOTPROTO" if "BOOTPROTO" in v else next(iter(v))
         raise v[key].error(key, f"interface {name} is static (BOOTPROTO) but has no IPADDR "
@@ -306,14 +312,90 @@ def _interface(
     extra = tuple(sorted(
         (k, x.value) for k, x in v.items() if not IFACE_KEYS.match(k) and not HOST_KEYS.match(k)
     ))
-    origins = tuple((k, v[k].entry, v[k].line) for k in (*IPV6_KEYS, *ROUTING_KEYS) if k in v)
+    origins = tuple((k, v[k].entry, v[k].line) for k in (*IPV6_KEYS, *ROUTING_KEYS,
+                                                          *shapes.SHAPE_KEYS, "HWADDR")
+                    if k in v)
     return Interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
         ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
         dhcp6=ip6.dhcp6, defroute=routing.defroute, metric4=routing.metric4,
-        metric6=routing.metric6, peerdns=routing.peerdns, origins=origins,
+        metric6=routing.metric6, peerdns=routing.peerdns, origins=origins, **shape._asdict(),
     )
+
+
+class _Shape(NamedTuple):
+    kind: str = "ethernet"
+    parent: Optional[str] = None
+    vlan_id: Optional[int] = None
+    bond_options: tuple[tuple[str, str], ...] = ()
+    stp: bool = False
+    forward_delay: Optional[int] = None
+    master: Optional[str] = None
+    master_kind: Optional[str] = None
+
+
+def _shape(ident: Identity, name: str, v: dict[str, Value]) -> _Shape:
+    """What the entry's interface is (NIC, VLAN, bond, bridge) and what it belongs to; every
+    key of a shape it is not is an error."""
+    kind = shapes.kind_of(v)
+    if kind != "ethernet":
+        if "HWADDR" in v:
+            raise v["HWADDR"].error("HWADDR", f"a {kind} is named by DEVICE; fwcfg-agent does "
+                                              "not set its MAC")
+        if ident is None:
+            key = next(iter(v))
+            raise v[key].error(key, f"a {kind} needs DEVICE, its name")
+    own = {"vlan": ("VLAN", "PHYSDEV", "VLAN_ID"), "bond": ("BONDING_MASTER", "BONDING_OPTS"),
+           "bridge": ("STP", "DELAY")}
+    for other, keys in own.items():
+        for key in keys:
+            if key in v and other != kind and not (key in ("VLAN", "BONDING_MASTER")
+                                                   and not validate.yes_no(v[key].value)):
+                raise v[key].error(key, f"is for a {other}, and {name} is a {kind}")
+    shape = _Shape(kind)
+    if kind == "vlan":
+        parent, vid = shapes.vlan_of(name, v)
+        shape = shape._replace(parent=parent, vlan_id=vid)
+    elif kind == "bond":
+        opts = (shapes.bond_options(v["BONDING_OPTS"], "BONDING_OPTS") if "BONDING_OPTS" in v
+                else (("mode", "balance-rr"),))
+        shape = shape._replace(bond_options=opts)
+    elif kind == "bridge":
+        on = kv.opt(v, "STP", shapes.stp) or False
+        delay = kv.opt(v, "DELAY", shapes.forward_delay)
+        if on and delay is not None and delay < 2:
+            raise v["DELAY"].error("DELAY", "with STP on, the kernel takes 2 to 30 seconds")
+        shape = shape._replace(stp=on, forward_delay=delay)
+    master = kv.opt(v, "MASTER", validate.interface_name)
+    slave = kv.opt(v, "SLAVE", validate.yes_no)
+    bridge = kv.opt(v, "BRIDGE", validate.interface_name)
+    if master is not None and not slave:
+        key = "SLAVE" if "SLAVE" in v else "MASTER"
+        raise v[key].error(key, "a member of a bond needs MASTER=BOND and SLAVE=yes")
+    if slave and master is None:
+        raise v["SLAVE"].error("SLAVE", "says this is a member of a bond, but there is no "
+                                        "MASTER")
+    if master is not None and bridge is not None:
+        raise v["BRIDGE"].error("BRIDGE", f"{name} is a member of the bond {master} already "
+                                          f"({v['MASTER'].where('MASTER')})")
+    if master is not None:
+        shape = shape._replace(master=master, master_kind="bond")
+    elif bridge is not None:
+        shape = shape._replace(master=bridge, master_kind="bridge")
+    return shape
+
+
+def _check_member(v: dict[str, Value], name: str, master: str, boot: BootProto) -> None:
+    """A member of a bond or bridge is not addressed: its addresses go on the bond/bridge."""
+    for key in v:
+        if (IFACE_KEYS.match(key) or HOST_KEYS.match(key)) and key not in shapes.MEMBER_KEYS \
+                and not HOST_KEYS.match(key):
+            raise v[key].error(key, f"{name} is a member of {master}: it is configured "
+                                    f"through {master}, not by itself")
+    if boot is BootProto.DHCP:
+        raise v["BOOTPROTO"].error("BOOTPROTO", f"{name} is a member of {master}: DHCP goes "
+                                                f"on {master}")
 
 
 class _IPv6(NamedTuple):

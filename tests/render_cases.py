@@ -186,6 +186,38 @@ CASES: tuple[Case, ...] = (
         "back NIC with DEFROUTE=no and PEERDNS=no",
     ),
     Case(
+        "bond-vlan-bridge",
+        (
+            ("opt/00-host", b"HOSTNAME=shapes\nDNS1=192.0.2.53\n"),
+            ("opt/10-bond", b"DEVICE=bond0\nTYPE=Bond\nBONDING_MASTER=yes\n"
+                            b"BONDING_OPTS='mode=active-backup miimon=100 primary=ens3'\n"
+                            b"BOOTPROTO=none\n"),
+            ("opt/11-bond-a", b"HWADDR=52:54:00:00:00:80\nMASTER=bond0\nSLAVE=yes\n"),
+            ("opt/12-bond-b", b"HWADDR=52:54:00:00:00:81\nMASTER=bond0\nSLAVE=yes\n"),
+            ("opt/20-vlan", b"DEVICE=bond0.100\nVLAN=yes\nIPADDR=192.0.2.10/24\n"
+                            b"GATEWAY=192.0.2.1\nIPV6ADDR=2001:db8:80::10/64\n"),
+            ("opt/30-bridge", b"DEVICE=br0\nTYPE=Bridge\nSTP=off\nDELAY=0\n"
+                              b"IPADDR=198.51.100.5/24\nIPV6_AUTOCONF=no\n"),
+            ("opt/31-port", b"DEVICE=ens5\nBRIDGE=br0\n"),
+        ),
+        (("ens3", "52:54:00:00:00:80"), ("ens4", "52:54:00:00:00:81"),
+         ("ens5", "52:54:00:00:00:82")),
+        "the issue's guest: an active-backup bond of two NICs (by MAC) with a VLAN on top "
+        "carrying a static address, a bridge over the third NIC, IPV6_AUTOCONF=no on one link",
+    ),
+    Case(
+        "vlans",
+        (
+            ("opt/10-nic", b"DEVICE=eth0\nIPADDR=10.0.0.5/24\nMTU=9000\n"),
+            ("opt/20-vlan", b"DEVICE=eth0.100\nTYPE=Vlan\nIPADDR=10.100.0.5/24\nMTU=1500\n"),
+            ("opt/30-vlan", b"DEVICE=vlan200\nVLAN=yes\nPHYSDEV=eth1\nVLAN_ID=200\n"
+                            b"BOOTPROTO=dhcp\n"),
+        ),
+        (("eth0", "52:54:00:00:00:90"), ("eth1", "52:54:00:00:00:91")),
+        "a VLAN named PARENT.ID on an addressed NIC, one by PHYSDEV and VLAN_ID on a NIC no "
+        "entry configures (a bare link for it)",
+    ),
+    Case(
         "injection",
         (("opt/evil", _INJECTION_PAYLOAD),),
         (("eth0", "52:54:00:00:00:30"),),

@@ -57,9 +57,14 @@ def _write(plan: Plan, root: Path) -> dict[str, Path]:
 
 def _iface_file(plan: Plan, iface: Interface, prefix: str) -> bytes:
     """The file of `iface`: named after its label (networkd, NM) or its name (ifcfg, ifupdown)."""
-    matches = [f.content for f in plan.files if os.path.basename(f.path).startswith(prefix)
-               and (iface.label in os.path.basename(f.path)
-                    or iface.name in os.path.basename(f.path))]
+    def stem(path: str) -> str:
+        name = os.path.basename(path)
+        for ext in (".network", ".nmconnection"):
+            name = name[:-len(ext)] if name.endswith(ext) else name
+        return name
+
+    matches = [f.content for f in plan.files if stem(f.path) in (prefix + iface.label,
+                                                                 prefix + iface.name)]
     assert len(matches) == 1, (prefix, iface.name, plan.paths())
     return matches[0]
 
@@ -139,6 +144,9 @@ class NetworkSummary:
     dhcp_use_gateway: bool = True
     dhcp_route_metric: Optional[int] = None
     dhcp_use_dns: bool = True
+    # issue 14: VLANs, bonds, bridges
+    master: Optional[tuple[str, str]] = None  # ("Bond" or "Bridge", its name)
+    vlans: frozenset[str] = frozenset()
 
 
 def _bool(value: str) -> bool:
@@ -153,6 +161,8 @@ def _summarize(sections: Sections) -> NetworkSummary:
     accept_ra: Optional[bool] = None
     link_local = True
     dynamic: dict[str, set[str]] = {}
+    master: Optional[tuple[str, str]] = None
+    vlans: set[str] = set()
     addresses: set[str] = set()
     routes: set[Route] = set()
     dns: list[str] = []
@@ -170,6 +180,10 @@ def _summarize(sections: Sections) -> NetworkSummary:
                     dhcp6 = value in ("ipv6", "yes", "true")
                 elif key == "IPv6AcceptRA":
                     accept_ra = _bool(value)
+                elif key in ("Bond", "Bridge"):
+                    master = (key, value)
+                elif key == "VLAN":
+                    vlans.add(value)
                 elif key == "LinkLocalAddressing":
                     assert value in ("no", "ipv6"), value  # ipv6 is the default
                     link_local = value == "ipv6"
@@ -204,7 +218,7 @@ def _summarize(sections: Sections) -> NetworkSummary:
         frozenset(routes), tuple(dns), tuple(domains), dhcp6, accept_ra, link_local,
         _bool(dyn.get("UseGateway", "yes")),
         int(dyn["RouteMetric"]) if "RouteMetric" in dyn else None,
-        _bool(dyn.get("UseDNS", "yes")),
+        _bool(dyn.get("UseDNS", "yes")), master, frozenset(vlans),
     )
 
 
@@ -215,9 +229,11 @@ def _expected_summary(config: HostConfig, iface: Interface) -> NetworkSummary:
         frozenset(str(a) for a in iface.addresses), frozenset(_expected_routes(iface)),
         tuple(str(s) for s in config.dns) if dns else (),
         config.search if dns else (), iface.dhcp6, iface.ipv6_autoconf,
-        not iface.ipv6_disabled, iface.defroute or not iface.dhcp,
+        not iface.ipv6_disabled and not iface.master, iface.defroute or not iface.dhcp,
         (iface.metric4 if iface.dhcp else iface.metric6) if iface.dhcp or iface.dhcp6 else None,
         iface.peerdns or not (iface.dhcp or iface.dhcp6),
+        None if iface.master is None else (str(iface.master_kind).capitalize(), iface.master),
+        frozenset(v.name for v in iface.vlans(config)),
     )
 
 
@@ -231,12 +247,56 @@ def _networkd_keys() -> set[str]:
     return {m.decode() for m in re.findall(pattern, data)}
 
 
+def _netdev(sections: Sections) -> dict[str, str]:
+    """A .netdev as Section.Key -> value (MIIMonitorSec in ms, booleans as yes/no)."""
+    out = {}
+    for section, items in sections:
+        for key, value in items:
+            if value in ("true", "false"):
+                value = "yes" if value == "true" else "no"
+            out[f"{section}.{key}"] = value.removesuffix("ms") if key.endswith("Sec") and \
+                section == "Bond" else value
+    return out
+
+
+def _expected_netdev(iface: Interface) -> dict[str, str]:
+    want = {"NetDev.Name": iface.name, "NetDev.Kind": iface.kind}
+    if iface.mtu:
+        want["NetDev.MTUBytes"] = str(iface.mtu)
+    if iface.kind == "vlan":
+        want["VLAN.Id"] = str(iface.vlan_id)
+    elif iface.kind == "bond":
+        opts = dict(iface.bond_options)
+        want["Bond.Mode"] = opts["mode"]
+        for name, key in (("miimon", "MIIMonitorSec"), ("updelay", "UpDelaySec"),
+                          ("downdelay", "DownDelaySec"), ("lacp_rate", "LACPTransmitRate"),
+                          ("xmit_hash_policy", "TransmitHashPolicy"), ("min_links", "MinLinks")):
+            if name in opts:
+                want[f"Bond.{key}"] = opts[name]
+    elif iface.kind == "bridge":
+        want["Bridge.STP"] = "yes" if iface.stp else "no"
+        if iface.forward_delay is not None:
+            want["Bridge.ForwardDelaySec"] = str(iface.forward_delay)
+    return want
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_networkd_files_use_known_keys_and_say_what_the_model_says(case: Case) -> None:
     known = _networkd_keys()
     assert {"Network.Address", "Match.MACAddress", "Route.GatewayOnLink"} <= known
     plan = _plan(case, Format.NETWORKD)
-    assert len(plan.files) == len(case.config.interfaces)
+    netdevs = {os.path.basename(f.path): f.content.decode() for f in plan.files
+               if f.path.endswith(".netdev")}
+    assert len(plan.files) - len(netdevs) == len(case.config.interfaces)
+    assert sorted(netdevs) == sorted(f"10-fwcfg-{i.name}.netdev" for i in case.config.interfaces
+                                     if i.virtual)
+    for name, text in netdevs.items():
+        sections = _parse_unit(text)
+        for section, items in sections:
+            for key, _ in items:
+                assert f"{section}.{key}" in known, f"networkd does not know {section}.{key}"
+        assert _netdev(sections) == _expected_netdev(
+            next(i for i in case.config.interfaces if f"10-fwcfg-{i.name}.netdev" == name))
     for iface in case.config.interfaces:
         sections = _parse_unit(_iface_file(plan, iface, "10-fwcfg-").decode())
         for section, items in sections:
@@ -263,7 +323,12 @@ def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
         if (iface.dhcp or iface.dhcp6) and want.dhcp_route_metric is None:
             want = dataclasses.replace(want, dhcp_route_metric=100)  # netplan's own default
         assert _summarize(_parse_unit(generated.read_text())) == want
+        if iface.virtual:  # netplan's own .netdev says what ours says (it puts no MTU there)
+            netdev = _netdev(_parse_unit((out / f"10-netplan-{iface.label}.netdev").read_text()))
+            assert netdev == _expected_netdev(iface)
     assert len(list(out.glob("*.network"))) == len(case.config.interfaces)
+    assert len(list(out.glob("*.netdev"))) == len([i for i in case.config.interfaces
+                                                    if i.virtual])
 
 
 def _sh_words(line: str) -> str:
@@ -322,7 +387,7 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         auto, hotplug, query, ifup = r.stdout.split("==\n")
         assert [n for n in auto.split() if n != "lo"] == [phys]  # ifquery always adds lo
-        assert hotplug.split() == ([] if iface.mac else [iface.name])
+        assert hotplug.split() == ([] if iface.mac or iface.virtual else [iface.name])
         # the sh command lines (up, pre-up) as the words sh makes of them: values are quoted
         options = [_unquote_option(o) for o in query.splitlines()]
         for a in iface.addresses:
@@ -335,6 +400,21 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         if iface.mtu:
             assert (f"mtu: {iface.mtu}" in options or f"pre-up: ip link set dev {dev} mtu "
                     f"{iface.mtu}" in options)
+        # VLANs, bonds, bridges (issue 14): what the vlan, ifenslave and bridge-utils scripts read
+        if iface.master_kind == "bond":
+            assert f"bond-master: {iface.master}" in options, options
+        if iface.kind == "bond":
+            assert "bond-slaves: none" in options
+            for name, value in iface.bond_options:
+                assert f"bond-{name.replace('_', '-')}: {value}" in options, options
+        if iface.kind == "bridge":
+            ports = " ".join(m.name for m in iface.members(case.config)) or "none"
+            assert f"bridge_ports: {ports}" in options, options
+            assert f"bridge_stp: {'on' if iface.stp else 'off'}" in options
+        if iface.kind == "vlan":
+            assert f"vlan-raw-device: {iface.parent}" in options, options
+        if iface.master:
+            assert not [o for o in options if o.startswith(("address", "gateway", "dns-"))]
         dns = " ".join(str(s) for s in case.config.dns)
         assert (f"dns-nameservers: {dns}" in options) == bool(
             case.config.dns and _gets_dns(case.config, iface))
@@ -379,7 +459,9 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         if not iface.defroute and iface.accept_ra:
             sysctls["accept_ra_defrtr"] = 0
         for name, value in sysctls.items():
-            assert (f"sysctl -q -e -w net.ipv6.conf.{phys}.{name}={value}" in commands
+            # (sysctl's dotted names write a dot in an interface name as '/')
+            assert (f"sysctl -q -e -w net.ipv6.conf.{phys.replace('.', '/')}.{name}={value}"
+                    in commands
                     or any(c == f"echo {value} > /proc/sys/net/ipv6/conf/{d}/{name}"
                            for c in commands for d in (phys, dev))), (name, commands)
         assert "other0" not in ifup  # the other NIC is left alone
@@ -403,6 +485,10 @@ def _parse_keyfile(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def _uuid_of(plan: Plan, iface: Interface) -> str:
+    return _parse_keyfile(_iface_file(plan, iface, "fwcfg-").decode())["connection"]["uuid"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
     nmcli = _need("nmcli")
@@ -421,6 +507,21 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
             for key, value in items.items():
                 assert theirs.get(section, {}).get(key) == value, (
                     f"NM read {section}.{key}={value} as {theirs.get(section, {}).get(key)}")
+        assert theirs["connection"]["type"] == iface.kind
+        if iface.kind == "vlan":
+            parent = next(i for i in case.config.interfaces if i.name == iface.parent)
+            assert theirs["vlan"]["id"] == str(iface.vlan_id)
+            assert theirs["vlan"]["parent"] == _uuid_of(plan, parent)
+        if iface.kind == "bond":
+            assert {k: v for k, v in theirs["bond"].items()} == dict(iface.bond_options)
+        if iface.kind == "bridge":
+            assert theirs["bridge"]["stp"] == ("true" if iface.stp else "false")
+        if iface.master:
+            master = next(i for i in case.config.interfaces if i.name == iface.master)
+            assert theirs["connection"]["master"] == _uuid_of(plan, master)
+            assert theirs["connection"]["slave-type"] == iface.master_kind
+            assert "ipv4" not in theirs and "ipv6" not in theirs
+            continue
         # Read back: the addresses and the match are NM's now.
         for family, addrs in (("ipv4", iface.ipv4), ("ipv6", iface.ipv6)):
             read = {v.split(",")[0] for k, v in theirs[family].items()
@@ -477,8 +578,27 @@ def _source(path: Path, cwd: Path) -> dict[str, str]:
 
 
 def _expected_ifcfg(config: HostConfig, iface: Interface) -> dict[str, str]:
-    want = {"DEVICE": iface.name, "TYPE": "Ethernet", "NAME": f"fwcfg-{iface.name}",
-            "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes"}
+    want = {"DEVICE": iface.name, "TYPE": iface.kind.capitalize(),
+            "NAME": f"fwcfg-{iface.name}", "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes"}
+    if iface.mac:
+        want["HWADDR"] = iface.mac
+    if iface.kind == "vlan":
+        want.update(VLAN="yes", PHYSDEV=str(iface.parent), VLAN_ID=str(iface.vlan_id))
+    elif iface.kind == "bond":
+        want.update(BONDING_MASTER="yes",
+                    BONDING_OPTS=" ".join(f"{k}={v}" for k, v in iface.bond_options))
+    elif iface.kind == "bridge":
+        want["STP"] = "on" if iface.stp else "off"
+        if iface.forward_delay is not None:
+            want["DELAY"] = str(iface.forward_delay)
+    if iface.master:
+        if iface.master_kind == "bond":
+            want.update(MASTER=iface.master, SLAVE="yes")
+        else:
+            want["BRIDGE"] = iface.master
+        if iface.mtu:
+            want["MTU"] = str(iface.mtu)
+        return want
     if iface.ipv6_disabled or not iface.ipv6_init:
         want["IPV6INIT"] = "no"
         if iface.ipv6_disabled:

@@ -57,6 +57,8 @@ RULES: tuple[Rule, ...] = (
 
 def check(config: HostConfig, formats: Sequence[Format]) -> None:
     """PayloadError for the first interface setting a format in `formats` cannot express."""
+    if Format.IFUPDOWN in formats:
+        _ifupdown_names(config)
     for iface in config.interfaces:
         for rule in RULES:
             if rule.format in formats and rule.applies(iface):
@@ -65,3 +67,21 @@ def check(config: HostConfig, formats: Sequence[Format]) -> None:
                 raise PayloadError(where[0], f"{iface.name}: the {rule.format} format cannot "
                                    f"express this: {rule.reason}; nothing was written",
                                    line=where[1], key=rule.key)
+
+
+def _ifupdown_names(config: HostConfig) -> None:
+    """ifupdown names a bridge's ports and a VLAN's raw device by their kernel names, which a
+    NIC picked by HWADDR may not have yet when the agent runs (udev renames NICs in parallel).
+    A bond's members name their bond themselves (bond-master), so they may be picked by MAC."""
+    parents = {i.parent for i in config.interfaces if i.kind == "vlan"}
+    for iface in config.interfaces:
+        if iface.mac is None:
+            continue
+        role = ("a port of the bridge " + str(iface.master) if iface.master_kind == "bridge"
+                else "the parent of a VLAN" if iface.name in parents else None)
+        where = iface.origin("HWADDR")
+        if role is not None and where is not None:
+            raise PayloadError(where[0], f"{iface.name}: the ifupdown format cannot express "
+                               f"this: ifupdown names {role} by its kernel name, and a NIC "
+                               "picked by HWADDR may not have its final name yet; pick it by "
+                               "DEVICE; nothing was written", line=where[1], key="HWADDR")
