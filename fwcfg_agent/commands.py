@@ -19,7 +19,7 @@ from . import snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError
-from .facts import Facts, gather
+from .facts import Facts, gather, missing_ifupdown_tools
 from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
 from .formats import Format
 from .fsutil import selinux_enabled
@@ -84,6 +84,8 @@ def _plan(opts: Options, reader: Reader, config: AgentConfig, collected: Collect
     for key, value in agent_facts().items():
         reader.fact("v", key, value)
     planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)))
+    if Format.IFUPDOWN in formats:
+        planned.result.warnings.extend(missing_ifupdown_tools(reader, planned.result.config))
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
