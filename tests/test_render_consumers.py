@@ -458,11 +458,11 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
             sysctls["accept_ra"] = sysctls["autoconf"] = int(iface.ipv6_autoconf)
         if not iface.defroute and iface.accept_ra:
             sysctls["accept_ra_defrtr"] = 0
-        for name, value in sysctls.items():
+        for sysctl, setting in sysctls.items():
             # (sysctl's dotted names write a dot in an interface name as '/')
-            assert (f"sysctl -q -e -w net.ipv6.conf.{phys.replace('.', '/')}.{name}={value}"
+            assert (f"sysctl -q -e -w net.ipv6.conf.{phys.replace('.', '/')}.{sysctl}={setting}"
                     in commands
-                    or any(c == f"echo {value} > /proc/sys/net/ipv6/conf/{d}/{name}"
+                    or any(c == f"echo {setting} > /proc/sys/net/ipv6/conf/{d}/{sysctl}"
                            for c in commands for d in (phys, dev))), (name, commands)
         assert "other0" not in ifup  # the other NIC is left alone
 

@@ -267,7 +267,7 @@ IFUPDOWN = ("usr/sbin/ifup",)
 def test_ifupdown_warns_for_each_missing_package_and_the_fast_path_sees_it_installed(
         tmp_path: Path) -> None:
     root = make_guest_root(tmp_path / "root", SHAPES_ENTRIES, nics=SHAPES_NICS,
-                           installed=IFUPDOWN + ("etc/network/if-pre-up.d/vlan",))
+                           installed=(*IFUPDOWN, "etc/network/if-pre-up.d/vlan"))
     r = agent(root, "apply")
     assert r.code == 0, r.err
     assert (root / "etc/network/interfaces.d/fwcfg-bond0").is_file()  # written all the same
@@ -293,8 +293,8 @@ def test_no_warning_without_shapes_or_with_the_packages(tmp_path: Path) -> None:
     r = agent(root, "apply")
     assert r.code == 0 and "ifupdown: " not in r.err, r.err
     root = make_guest_root(tmp_path / "b", SHAPES_ENTRIES, nics=SHAPES_NICS,
-                           installed=IFUPDOWN + ("sbin/ifenslave", "sbin/brctl",
-                                                 "etc/network/if-pre-up.d/vlan"))
+                           installed=(*IFUPDOWN, "sbin/ifenslave", "sbin/brctl",
+                                      "etc/network/if-pre-up.d/vlan"))
     r = agent(root, "apply")
     assert r.code == 0 and "ifupdown: " not in r.err, r.err
 
