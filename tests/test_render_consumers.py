@@ -463,7 +463,7 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
             assert (f"sysctl -q -e -w net.ipv6.conf.{phys.replace('.', '/')}.{sysctl}={setting}"
                     in commands
                     or any(c == f"echo {setting} > /proc/sys/net/ipv6/conf/{d}/{sysctl}"
-                           for c in commands for d in (phys, dev))), (name, commands)
+                           for c in commands for d in (phys, dev))), (sysctl, commands)
         assert "other0" not in ifup  # the other NIC is left alone
 
 
