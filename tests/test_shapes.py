@@ -307,3 +307,17 @@ def test_shapes_apply_then_the_fast_path(tmp_path: Path, installed: tuple[str, .
     assert agent(root, "diff").code == 0
     code, err, loaded = run_agent("apply", "--root", str(root))
     assert code == 0 and loaded == [], err
+
+
+def test_show_json_says_the_shapes(tmp_path: Path) -> None:
+    import json
+
+    root = make_guest_root(tmp_path / "root", SHAPES_ENTRIES, nics=SHAPES_NICS)
+    r = agent(root, "show", "--json")
+    assert r.code == 0, r.err
+    by = {i["name"]: i for i in json.loads(r.out)["settings"]["interfaces"]}
+    assert by["bond0"]["kind"] == "bond"
+    assert by["bond0"]["bond_options"] == {"mode": "active-backup", "miimon": "100",
+                                           "primary": "ens3"}
+    assert (by["bond0.100"]["parent"], by["bond0.100"]["vlan_id"]) == ("bond0", 100)
+    assert by["ens5"]["master"] == "br0" and by["br0"]["ipv6"]["autoconf"] is False
