@@ -36,11 +36,11 @@ ELOOP = 40
 
 
 # The resolved components of each directory chased in this run: (root, rel dir) -> components.
-# Paths share their directories (sys/firmware/qemu_fw_cfg/by_key/N/...), so each directory is
-# resolved once. A run starts with a clean slate (forget_paths): between runs a directory may
-# have become a symlink. Within a run the agent only creates plain directories, which resolve
-# the same before and after they exist.
-_dirs: dict[tuple[str, str], list[str]] = {}
+# Paths share their directories (sys/firmware/qemu_fw_cfg/by_key/N/...), so each directory, and
+# each of its parents, is resolved once. A run starts with a clean slate (forget_paths): between
+# runs a directory may have become a symlink. Within a run the agent only creates plain
+# directories, which resolve the same before and after they exist.
+_dirs: dict[tuple[str, str], tuple[str, ...]] = {}
 
 
 def forget_paths() -> None:
@@ -55,17 +55,37 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     if root == "/":
         return "/" + rel
     head, _, last = rel.rpartition("/")
-    done = _dirs.get((root, head))
-    if done is None:
-        done = _walk(root, [], head.split("/"), follow_last=True) if head else []
-        _dirs[(root, head)] = done
-    done = _walk(root, list(done), [last], follow_last=follow_last)
+    done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
     return os.path.join(root, *done) if done else root
 
 
-def _walk(root: str, done: list[str], parts: list[str], *, follow_last: bool) -> list[str]:
-    """Resolve `parts` one component at a time below the resolved components `done`."""
-    todo = [p for p in reversed(parts) if p and p != "."]
+def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
+    """The resolved components of the directory `head`, from the memo or walked from its
+    nearest resolved parent; every parent on the way is remembered too. (Resolution composes:
+    a link's relative target is taken from the directory it is in, which is resolved first.)"""
+    if not head:
+        return ()
+    got = _dirs.get((root, head))
+    if got is not None:
+        return got
+    parts = head.split("/")
+    start = 0
+    done: tuple[str, ...] = ()
+    for i in range(len(parts) - 1, 0, -1):
+        cached = _dirs.get((root, "/".join(parts[:i])))
+        if cached is not None:
+            start, done = i, cached
+            break
+    for i in range(start, len(parts)):
+        done = tuple(_walk(root, list(done), parts[i], follow_last=True))
+        _dirs[(root, "/".join(parts[:i + 1]))] = done
+    return done
+
+
+def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[str]:
+    """Resolve `path` (components separated by "/") one component at a time below the
+    resolved components `done`."""
+    todo = [p for p in reversed(path.split("/")) if p and p != "."]
     links = 0
     while todo:
         part = todo.pop()
@@ -76,7 +96,7 @@ def _walk(root: str, done: list[str], parts: list[str], *, follow_last: bool) ->
         if not todo and not follow_last:
             done.append(part)
             break
-        here = os.path.join(root, *done, part)
+        here = "/".join((root, *done, part))  # (never the root "/": chase returns at once)
         try:
             target = os.readlink(here)
         except OSError:  # not a link, or not there (nor anything below it)

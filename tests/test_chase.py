@@ -1,0 +1,112 @@
+"""rootfs.chase(): every path under --root resolved inside the root, as the kernel resolves it
+for a process chrooted there (systemd's chase() with CHASE_PREFIX_ROOT says the same)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fwcfg_agent.rootfs import chase, forget_paths
+
+from .forked import in_child
+
+# A small tree: directories, and symlinks of every kind chase must handle: absolute (taken
+# relative to the root), relative, climbing above the root, to a link, dangling, a loop.
+DIRS = ("a", "a/b", "a/b/c", "d", "etc", "etc/systemd/network")
+LINKS = {
+    "abs": "/a/b",
+    "rel": "a/b",
+    "up": "../../../../d",
+    "a/b/back": "../../etc",
+    "a/b/root": "/",
+    "a/chain": "../abs",
+    "dangling": "/nope/x",
+    "loop1": "loop2",
+    "loop2": "loop1",
+    "etc/net": "systemd/network",
+    "d/self": ".",
+}
+NAMES = ("a", "b", "c", "d", "abs", "rel", "up", "back", "root", "chain", "dangling", "..",
+         ".", "etc", "net", "network", "self", "missing", "loop1")
+
+
+def _tree(root: Path) -> Path:
+    for d in DIRS:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for link, target in LINKS.items():
+        (root / link).symlink_to(target)
+    (root / "etc/hostname").write_text("x\n")
+    return root
+
+
+def _kernel_view(root: Path, rels: list[str]) -> list[object]:
+    """What a process chrooted into `root` sees for each path: realpath inside the chroot
+    (missing components kept), mapped back to a host path; "ELOOP" for a symlink loop."""
+
+    def view() -> list[object]:
+        os.chroot(root)
+        os.chdir("/")
+        out: list[object] = []
+        for rel in rels:
+            try:
+                os.stat("/" + rel)  # the kernel's own walk: ELOOP on a loop
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    out.append("ELOOP")
+                    continue
+            real = os.path.realpath("/" + rel)
+            out.append(str(root) + real if real != "/" else str(root))
+        return out
+
+    got = in_child(view)
+    assert isinstance(got, list)
+    return got
+
+
+def _chase(root: Path, rel: str) -> object:
+    try:
+        return chase(str(root), rel)
+    except OSError as e:
+        return "ELOOP" if e.errno == errno.ELOOP else f"errno {e.errno}"
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the kernel's view needs chroot")
+
+
+@needs_root
+def test_chase_agrees_with_the_kernel_in_a_chroot(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root")
+    rels = ["abs/c", "rel/c", "up/x", "a/b/back/hostname", "a/b/root/etc/hostname", "a/chain/c",
+            "dangling", "dangling/y", "etc/net/10.network", "../../../etc/hostname",
+            "a/../../d/self/self/z", "missing/../a/b", "/etc/hostname", "etc/systemd/network"]
+    forget_paths()
+    assert [_chase(root, rel) for rel in rels] == _kernel_view(root, rels)
+
+
+@needs_root
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(NAMES), min_size=1, max_size=6).map("/".join),
+                min_size=1, max_size=12))
+def test_chase_with_its_memo_agrees_with_the_kernel(tmp_path: Path, rels: list[str]) -> None:
+    """Many paths in one run share the memo of resolved directories: the answers stay the
+    kernel's, whatever the order."""
+    root = tmp_path / "root"
+    if not root.exists():
+        _tree(root)
+    forget_paths()
+    got = [_chase(root, rel) for rel in rels]
+    assert got == _kernel_view(root, rels), rels
+
+
+def test_the_final_component_is_not_followed_when_asked(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root")
+    forget_paths()
+    assert chase(str(root), "etc/net", follow_last=False) == str(root / "etc/net")
+    assert chase(str(root), "etc/net") == str(root / "etc/systemd/network")
+    assert chase(str(root), "abs/../c", follow_last=False) == str(root / "a/c")
