@@ -344,7 +344,8 @@ def _settings_json(planned: Planned) -> dict[str, Any]:
                 # issue 14: IPv6, routing, VLANs, bonds, bridges
                 "ipv6": {"disabled": i.ipv6_disabled, "init": i.ipv6_init,
                          "autoconf": i.ipv6_autoconf, "dhcp6": i.dhcp6},
-                "defroute": i.defroute, "metric4": i.metric4, "metric6": i.metric6,
+                "defroute": i.defroute, "defroute6": i.defroute6, "metric4": i.metric4,
+                "metric6": i.metric6,
                 "peerdns": i.peerdns, "kind": i.kind, "parent": i.parent, "vlan_id": i.vlan_id,
                 "bond_options": dict(i.bond_options), "stp": i.stp,
                 "forward_delay": i.forward_delay, "master": i.master,

@@ -66,11 +66,13 @@ class Interface(NamedTuple):
     ipv6_init: bool = True
     ipv6_autoconf: Optional[bool] = None
     dhcp6: bool = False
-    # Routing with several NICs: DEFROUTE=no (no default route of either family on this NIC,
-    # from any source), the metric of its default routes, of its routes without a metric of
-    # their own and of the routes DHCP or RAs bring (IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC), and
-    # PEERDNS=no (name servers from DHCP, DHCPv6 or RAs are not used).
+    # Routing with several NICs: DEFROUTE=no and IPV6_DEFROUTE=no (no IPv4, no IPv6 default
+    # route on this NIC, from any source: the keys' meaning in ifcfg), the metric of its default
+    # routes, of its routes without a metric of their own and of the routes DHCP or RAs bring
+    # (IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC), and PEERDNS=no (name servers from DHCP, DHCPv6 or
+    # RAs are not used).
     defroute: bool = True
+    defroute6: bool = True
     metric4: Optional[int] = None
     metric6: Optional[int] = None
     peerdns: bool = True

@@ -30,7 +30,7 @@ HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
 IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
     r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT|IPV6_DISABLED"
-    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS"
+    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV6_DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS"
     r"|VLAN|PHYSDEV|VLAN_ID|BONDING_MASTER|BONDING_OPTS|MASTER|SLAVE|BRIDGE|STP|DELAY)\Z"
 )
 # Known, accepted, and meaningless for a guest that is always configured at boot.
@@ -38,7 +38,8 @@ IGNORED_KEYS = frozenset({"ONBOOT"})
 # The per-interface IPv6 and routing keys the model holds (and whose place it keeps, for the
 # errors of formats that cannot express one).
 IPV6_KEYS = ("IPV6INIT", "IPV6_DISABLED", "IPV6_AUTOCONF", "DHCPV6C")
-ROUTING_KEYS = ("DEFROUTE", "IPV4_ROUTE_METRIC", "IPV6_ROUTE_METRIC", "PEERDNS")
+ROUTING_KEYS = ("DEFROUTE", "IPV6_DEFROUTE", "IPV4_ROUTE_METRIC", "IPV6_ROUTE_METRIC",
+                "PEERDNS")
 
 
 
@@ -319,8 +320,8 @@ def _interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
         ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
-        dhcp6=ip6.dhcp6, defroute=routing.defroute, metric4=routing.metric4,
-        metric6=routing.metric6, peerdns=routing.peerdns, origins=origins, **shape._asdict(),
+        dhcp6=ip6.dhcp6, defroute=routing.defroute, defroute6=routing.defroute6,
+        metric4=routing.metric4, metric6=routing.metric6, peerdns=routing.peerdns, origins=origins, **shape._asdict(),
     )
 
 
@@ -407,6 +408,7 @@ class _IPv6(NamedTuple):
 
 class _Routing(NamedTuple):
     defroute: bool
+    defroute6: bool
     metric4: Optional[int]
     metric6: Optional[int]
     peerdns: bool
@@ -443,18 +445,24 @@ def _ipv6_settings(v: dict[str, Value],
 def _routing_settings(v: dict[str, Value], gateway: Optional[ipaddress.IPv4Address],
                       gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
                       route_keys: list[str]) -> _Routing:
-    """DEFROUTE, IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC, PEERDNS. DEFROUTE=no with a default
-    route of the payload's own (GATEWAY, IPV6_DEFAULTGW, a default ROUTEn) contradicts it."""
+    """DEFROUTE, IPV6_DEFROUTE, IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC, PEERDNS. As in ifcfg
+    (NetworkManager's ifcfg-rh reads them so), DEFROUTE is IPv4's and IPV6_DEFROUTE IPv6's. Either
+    set to no beside a default route of the payload's own of its family (GATEWAY, IPV6_DEFAULTGW,
+    a default ROUTEn) contradicts it."""
     defroute = kv.opt(v, "DEFROUTE", validate.yes_no)
-    if defroute is False:
-        uses = ["GATEWAY"] if gateway is not None else []
-        uses += ["IPV6_DEFAULTGW"] if gateway6 is not None else []
-        uses += [k for r, k in zip(routes, route_keys) if r.destination.prefixlen == 0]
+    defroute6 = kv.opt(v, "IPV6_DEFROUTE", validate.yes_no)
+    for key, family, flag, gw in (("DEFROUTE", 4, defroute, gateway),
+                                  ("IPV6_DEFROUTE", 6, defroute6, gateway6)):
+        if flag is not False:
+            continue
+        uses = (["GATEWAY" if family == 4 else "IPV6_DEFAULTGW"] if gw is not None else [])
+        uses += [k for r, k in zip(routes, route_keys)
+                 if r.destination.prefixlen == 0 and r.version == family]
         if uses:
-            where = v["DEFROUTE"].where("DEFROUTE")
-            raise v[uses[0]].error(uses[0], f"is a default route, but {where} says this "
-                                            "interface has none")
-    return _Routing(defroute is not False, kv.opt(v, "IPV4_ROUTE_METRIC", validate.metric),
+            raise v[uses[0]].error(uses[0], f"is a default route, but {v[key].where(key)} says "
+                                            f"this interface has no IPv{family} default route")
+    return _Routing(defroute is not False, defroute6 is not False,
+                    kv.opt(v, "IPV4_ROUTE_METRIC", validate.metric),
                     kv.opt(v, "IPV6_ROUTE_METRIC", validate.metric),
                     kv.opt(v, "PEERDNS", validate.yes_no) is not False)
 

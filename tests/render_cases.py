@@ -174,6 +174,7 @@ CASES: tuple[Case, ...] = (
                              b"IPV6ADDR=2001:db8:7::30/64\nIPV6_DEFAULTGW=2001:db8:7::1\n"
                              b"IPV6_ROUTE_METRIC=100\n"),
             ("opt/20-back", b"HWADDR=52:54:00:00:00:71\nIPADDR=10.1.0.30/16\nDEFROUTE=no\n"
+                            b"IPV6_DEFROUTE=no\n"
                             b"PEERDNS=no\nIPV6_AUTOCONF=no\nIPV4_ROUTE_METRIC=200\n"
                             b"ROUTE1='10.2.0.0/16 via 10.1.0.1'\n"
                             b"ROUTE2='10.3.0.0/16 via 10.1.0.1 metric 50'\n"),

@@ -243,6 +243,7 @@ PLAUSIBLE: dict[str, Callable[[Rng], str]] = {
     # issue 14: IPv6 modes and routing with several NICs
     "IPV6_AUTOCONF": _choice("yes", "no", "YES", "maybe"), "IPV6_DISABLED": _choice("yes", "no"),
     "DHCPV6C": _choice("yes", "no"), "DEFROUTE": _choice("yes", "no"),
+    "IPV6_DEFROUTE": _choice("yes", "no"),
     "IPV4_ROUTE_METRIC": _metric, "IPV6_ROUTE_METRIC": _metric, "PEERDNS": _choice("yes", "no"),
     # unknown keys, near misses of known ones included: passed through
     "ZONE": _free_text, "NM_CONTROLLED": _choice("no", "yes"), "NAME": _free_text,
@@ -629,8 +630,8 @@ def test_the_examples_reach_both_outcomes() -> None:
             counts["scoped"] += 1
         if r and any(i.extra for i in r.config.interfaces):
             counts["extra"] += 1
-    # (issue 14's keys, each a chance to fail, took the valid ones from over 150 to about 150)
-    assert counts["valid"] >= 140 and counts["rejected"] >= 300, counts
+    # (issue 14's keys, each a chance to fail, took the valid ones from over 150 to about 140)
+    assert counts["valid"] >= 130 and counts["rejected"] >= 300, counts
     assert counts["scoped"] >= 20 and counts["extra"] >= 30, counts
     assert counts["some formats"] >= 5, counts  # a format that cannot say a setting: exit 3
     assert counts["shapes"] >= 20, counts  # VLANs, bonds, bridges get through

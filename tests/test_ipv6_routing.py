@@ -80,7 +80,11 @@ def test_ipv6init_no_and_ipv6_disabled() -> None:
     ("DEVICE=ens3\nIPADDR=10.0.0.5\nIPV6_DISABLED=yes\nROUTE1='2001:db8:1::/48 via fe80::1'\n",
      4, "ROUTE1", "IPV6_DISABLED"),
     ("DEVICE=ens3\nIPADDR=10.0.0.5/24\nDEFROUTE=no\nGATEWAY=10.0.0.1\n", 4, "GATEWAY",
-     "key DEFROUTE says this interface has none"),
+     "key DEFROUTE says this interface has no IPv4 default route"),
+    ("DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nIPV6_DEFROUTE=no\nIPV6_DEFAULTGW=2001:db8::1\n", 4,
+     "IPV6_DEFAULTGW", "key IPV6_DEFROUTE says this interface has no IPv6 default route"),
+    ("DEVICE=ens3\nIPV6ADDR=2001:db8::5/64\nIPV6_DEFROUTE=no\nROUTE1='::/0 via 2001:db8::1'\n",
+     4, "ROUTE1", "IPV6_DEFROUTE"),
     ("DEVICE=ens3\nIPADDR=10.0.0.5/24\nDEFROUTE=no\nROUTE1='default via 10.0.0.1'\n", 4,
      "ROUTE1", "DEFROUTE"),
     ("DEVICE=ens3\nIPADDR=10.0.0.5/24\nIPV6_AUTOCONF=maybe\n", 3, "IPV6_AUTOCONF", "yes or no"),
@@ -122,7 +126,8 @@ def test_two_nics_with_different_metrics_share_no_default_route() -> None:
     assert [w for w in r.warnings if "default route" in w]
 
 
-KEYS = ("IPV6INIT", "IPV6_DISABLED", "IPV6_AUTOCONF", "DHCPV6C", "DEFROUTE", "PEERDNS",
+KEYS = ("IPV6INIT", "IPV6_DISABLED", "IPV6_AUTOCONF", "DHCPV6C", "DEFROUTE", "IPV6_DEFROUTE",
+        "PEERDNS",
         "IPV4_ROUTE_METRIC", "IPV6_ROUTE_METRIC")
 VALUES = st.one_of(st.sampled_from(["yes", "no", "YES", "No", "true", "0", "1", "100", "",
                                     "4294967295", "4294967296", "-1", "yes no", "y"]),
@@ -189,7 +194,9 @@ def test_static_ipv6_only_says_no_slaac_in_every_format() -> None:
 
 
 @pytest.mark.parametrize(("fmt", "payload", "line", "key"), [
-    ("netplan", b"DEVICE=ens3\nBOOTPROTO=dhcp\nDEFROUTE=no\n", 3, "DEFROUTE"),
+    ("netplan", b"DEVICE=ens3\nBOOTPROTO=dhcp\nDEFROUTE=no\nIPV6_AUTOCONF=no\n", 3,
+     "DEFROUTE"),
+    ("netplan", b"DEVICE=ens3\nIPADDR=10.0.0.5/24\nIPV6_DEFROUTE=no\n", 3, "IPV6_DEFROUTE"),
     ("netplan", b"DEVICE=ens3\nIPADDR=10.0.0.5/24\nPEERDNS=no\n", 3, "PEERDNS"),
     ("netplan", b"DEVICE=ens3\nIPADDR=10.0.0.5/24\nIPV6_ROUTE_METRIC=5\n", 3,
      "IPV6_ROUTE_METRIC"),
@@ -212,3 +219,19 @@ def test_a_format_that_cannot_say_it_exits_3_and_writes_nothing(
     for other in ("networkd", "nm", "ifcfg"):
         r = agent(root, "apply", "--dry-run", "--format", other)
         assert r.code == 0, (other, r.err)
+
+
+def test_defroute_is_ipv4_only_as_in_ifcfg(tmp_path: Path) -> None:
+    """DEFROUTE=no on a static IPv4 NIC says nothing about IPv6 (NetworkManager's ifcfg reader
+    gives it to ipv4.never-default only): every format takes it, netplan included, and the
+    IPv6 default route stays the distribution's unless IPV6_DEFROUTE=no."""
+    i = iface("DEVICE=ens3\nIPADDR=10.0.0.5/24\nDEFROUTE=no\n")
+    assert (i.defroute, i.defroute6) == (False, True)
+    i = iface("DEVICE=ens3\nIPADDR=10.0.0.5/24\nIPV6_DEFROUTE=no\nIPV6_AUTOCONF=no\n")
+    assert (i.defroute, i.defroute6) == (True, False)
+    root = make_guest_root(tmp_path / "root", {
+        "opt/GuestInfo": b"HOSTNAME=h1\n",
+        "opt/net": b"DEVICE=ens3\nIPADDR=10.0.0.5/24\nDEFROUTE=no\n"})
+    for fmt in ("networkd", "netplan", "nm", "ifcfg", "ifupdown"):
+        r = agent(root, "apply", "--dry-run", "--format", fmt)
+        assert r.code == 0, (fmt, r.err)

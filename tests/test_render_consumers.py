@@ -456,7 +456,7 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
             sysctls["disable_ipv6"] = 1
         elif iface.ipv6_autoconf is not None:
             sysctls["accept_ra"] = sysctls["autoconf"] = int(iface.ipv6_autoconf)
-        if not iface.defroute and iface.accept_ra:
+        if not iface.defroute6 and iface.accept_ra:
             sysctls["accept_ra_defrtr"] = 0
         for sysctl, setting in sysctls.items():
             # (sysctl's dotted names write a dot in an interface name as '/')
@@ -547,7 +547,8 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
         for family, metric in (("ipv4", iface.metric4), ("ipv6", iface.metric6)):
             if metric is not None and theirs[family]["method"] in ("auto", "dhcp", "manual"):
                 assert theirs[family]["route-metric"] == str(metric)
-            if not iface.defroute and theirs[family]["method"] in ("auto", "dhcp", "manual"):
+            defroute = iface.defroute if family == "ipv4" else iface.defroute6
+            if not defroute and theirs[family]["method"] in ("auto", "dhcp", "manual"):
                 assert theirs[family]["never-default"] == "true"
 
 
@@ -609,7 +610,9 @@ def _expected_ifcfg(config: HostConfig, iface: Interface) -> dict[str, str]:
         if iface.dhcp6:
             want["DHCPV6C"] = "yes"
     if not iface.defroute:
-        want.update(DEFROUTE="no", IPV6_DEFROUTE="no")
+        want.update(DEFROUTE="no")
+    if not iface.defroute6:
+        want.update(IPV6_DEFROUTE="no")
     if not iface.peerdns:
         want.update(PEERDNS="no", IPV6_PEERDNS="no")
     for key, metric in (("IPV4_ROUTE_METRIC", iface.metric4), ("IPV6_ROUTE_METRIC", iface.metric6)):

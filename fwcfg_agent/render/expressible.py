@@ -22,16 +22,15 @@ class Rule(NamedTuple):
     reason: str
 
 
-def _dynamic_defroute(i: Interface) -> bool:
-    return not i.defroute and (i.dhcp or i.accept_ra or i.dhcp6)
-
-
 RULES: tuple[Rule, ...] = (
-    Rule(Format.NETPLAN, "DEFROUTE", _dynamic_defroute,
-         "netplan cannot keep DHCP or router advertisements from adding a default route (it "
-         "can only drop every route they bring); use IPV4_ROUTE_METRIC/IPV6_ROUTE_METRIC, or "
+    Rule(Format.NETPLAN, "DEFROUTE", lambda i: not i.defroute and i.dhcp,
+         "netplan cannot keep DHCP from adding a default route (it can only drop every route "
+         "DHCP brings); use IPV4_ROUTE_METRIC"),
+    Rule(Format.NETPLAN, "IPV6_DEFROUTE", lambda i: not i.defroute6 and i.accept_ra,
+         "netplan cannot keep router advertisements from adding a default route (it can only "
+         "drop every route they bring); use IPV6_ROUTE_METRIC with IPV6_AUTOCONF=no, or "
          "IPV6_AUTOCONF=no on a static interface"),
-    Rule(Format.IFUPDOWN, "DEFROUTE", lambda i: not i.defroute and (i.dhcp or i.dhcp6),
+    Rule(Format.IFUPDOWN, "DEFROUTE", lambda i: not i.defroute and i.dhcp,
          "ifupdown cannot keep dhclient from adding a default route; use IPV4_ROUTE_METRIC"),
     Rule(Format.NETPLAN, "IPV6_ROUTE_METRIC", lambda i: i.metric6 is not None and i.accept_ra,
          "netplan cannot set the metric of routes from router advertisements; add "
