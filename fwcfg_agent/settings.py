@@ -321,7 +321,8 @@ def _interface(
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
         ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
         dhcp6=ip6.dhcp6, defroute=routing.defroute, defroute6=routing.defroute6,
-        metric4=routing.metric4, metric6=routing.metric6, peerdns=routing.peerdns, origins=origins, **shape._asdict(),
+        metric4=routing.metric4, metric6=routing.metric6, peerdns=routing.peerdns,
+        origins=origins, **shape._asdict(),
     )
 
 
