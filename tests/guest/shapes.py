@@ -6,7 +6,9 @@ on every NIC, so the bond must get no SLAAC address, while the bridge, left at t
 distribution's default, gets one: the same IPv6 behaviour whatever the manager.
 
 Each manager's disk boots twice: the first boot configures it, the second is the fast path. Both
-times `fwcfg-agent diff` in the guest must find nothing to change."""
+times `fwcfg-agent diff` in the guest must find nothing to change, the agent ran before the
+manager started, and the manager brought up what the agent wrote (the bridge's default route
+included)."""
 
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ ENTRIES = (
     FwCfg("opt/org.example/vlan100", string=(
         "DEVICE=bond0.100\nTYPE=Vlan\nIPADDR=10.14.100.2/24\n")),
     FwCfg("opt/org.example/br0", string=(
-        "DEVICE=br0\nTYPE=Bridge\nSTP=off\nDELAY=0\nIPADDR=10.14.200.2/24\n")),
+        "DEVICE=br0\nTYPE=Bridge\nSTP=off\nDELAY=0\nIPADDR=10.14.200.2/24\n"
+        "GATEWAY=10.14.200.1\n")),
     FwCfg("opt/org.example/port2", string=f"DEVICE={BRIDGE_PORT}\nBRIDGE=br0\n"),
 )
 
@@ -70,11 +73,27 @@ def _global6(r: BootResult, ifname: str) -> set[str]:
     return out
 
 
+# variant: (the manager's unit, where the agent writes for it)
+MANAGERS = {
+    "networkd": ("systemd-networkd.service", "/etc/systemd/network/"),
+    "netplan": ("systemd-networkd.service", "/etc/netplan/"),
+    "ifupdown": ("networking.service", "/etc/network/interfaces.d/"),
+    "networkmanager": ("NetworkManager.service", "/etc/NetworkManager/system-connections/"),
+}
+
+
 def check_configured(r: BootResult, variant: str) -> None:
-    """The shapes as the kernel shows them, the addresses, IPv6 as the payload says, and
-    nothing for `diff` to do."""
+    """The manager ran after the agent and brought up what it wrote: the shapes as the kernel
+    shows them, the addresses and the default route, IPv6 as the payload says, and nothing for
+    `diff` to do."""
     checks.agent_succeeded(r)
     checks.no_failed_units(r)
+    manager, prefix = MANAGERS[variant]
+    assert r.unit(manager).get("ActiveState") == "active", r.unit(manager)
+    checks.ran_before(r, manager)
+    assert any(p.startswith(prefix) for p in r.etc()), f"nothing under {prefix}\n{r.describe()}"
+    assert any(x.get("dst") == "default" and x.get("gateway") == "10.14.200.1"
+               and x.get("dev") == "br0" for x in r.routes()), (variant, r.routes())
     assert r.hostname == "shapes.example.com", r.describe()
     assert r.rc("pre") == 0, r.text("pre.err")
     links = _links(r)
