@@ -19,7 +19,7 @@ from . import snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError
-from .facts import Facts, gather
+from .facts import Facts, gather, missing_ifupdown_tools
 from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
 from .formats import Format
 from .fsutil import selinux_enabled
@@ -84,6 +84,8 @@ def _plan(opts: Options, reader: Reader, config: AgentConfig, collected: Collect
     for key, value in agent_facts().items():
         reader.fact("v", key, value)
     planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)))
+    if Format.IFUPDOWN in formats:
+        planned.result.warnings.extend(missing_ifupdown_tools(reader, planned.result.config))
     for notice in planned.result.notices:
         opts.log.info(notice)
     for warning in planned.result.warnings:
@@ -339,6 +341,14 @@ def _settings_json(planned: Planned) -> dict[str, Any]:
                             "via": str(r.gateway) if r.gateway else None,
                             "metric": r.metric} for r in i.routes],
                 "mtu": i.mtu, "extra": dict(i.extra), "source": list(i.source),
+                # issue 14: IPv6, routing, VLANs, bonds, bridges
+                "ipv6": {"disabled": i.ipv6_disabled, "init": i.ipv6_init,
+                         "autoconf": i.ipv6_autoconf, "dhcp6": i.dhcp6},
+                "defroute": i.defroute, "defroute6": i.defroute6, "metric4": i.metric4,
+                "metric6": i.metric6,
+                "peerdns": i.peerdns, "kind": i.kind, "parent": i.parent, "vlan_id": i.vlan_id,
+                "bond_options": dict(i.bond_options), "stp": i.stp,
+                "forward_delay": i.forward_delay, "master": i.master,
             }
             for i in c.interfaces
         ],

@@ -16,6 +16,10 @@ from .payload import parse
 from .rootfs import Reader
 from .settings import NetDev
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .model import HostConfig
+
 # Files whose presence says a network manager (or cloud-init) is installed, and the units
 # whose enablement (a wants/ link) says which is in use: from the formats' table.
 MANAGER_MARKERS: dict[str, tuple[str, ...]] = {
@@ -73,3 +77,31 @@ def gather(reader: Reader, *, with_names: bool = False) -> Facts:
     hosts = reader.text("etc/hosts")
     return Facts(read_os_release(reader), read_netdevs(reader, with_names=with_names), hosts,
                  installed, enabled)
+
+
+# What ifupdown needs in the guest for each shape: the package, and the files any of which
+# says it is installed (its program, its if-pre-up.d script that reads the stanza's options).
+IFUPDOWN_TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bond": ("ifenslave", ("sbin/ifenslave", "usr/sbin/ifenslave",
+                           "etc/network/if-pre-up.d/ifenslave")),
+    "vlan": ("vlan", ("sbin/vconfig", "usr/sbin/vconfig", "etc/network/if-pre-up.d/vlan")),
+    "bridge": ("bridge-utils", ("sbin/brctl", "usr/sbin/brctl",
+                                "etc/network/if-pre-up.d/bridge")),
+}
+
+
+def missing_ifupdown_tools(reader: Reader, config: HostConfig) -> list[str]:
+    """One warning per kind of device (bond, VLAN, bridge) the ifupdown files configure
+    whose package the root lacks: ifup would then not create it. A warning, not an error: the
+    image may get the package later, and every other setting still applies. The checks go
+    through the Reader, so a later boot that finds the package installed is a full run."""
+    out: list[str] = []
+    for kind, (package, paths) in IFUPDOWN_TOOLS.items():
+        names = [i.name for i in config.interfaces if i.kind == kind]
+        if names and not any([reader.exists(p) for p in paths]):
+            out.append(f"ifupdown: {', '.join(names)} {'is a' if len(names) == 1 else 'are'} "
+                       f"{kind}{'' if len(names) == 1 else 's'}, but the root has no {package} "
+                       f"(none of /{', /'.join(paths)}): install {package} in the image, or "
+                       "ifup will not create "
+                       f"{'it' if len(names) == 1 else 'them'}")
+    return out

@@ -68,7 +68,9 @@ SPECS: dict[Format, FormatSpec] = {
         activation="netplan-generate", consumer=("netplan", "generate", "--root-dir")),
     Format.NETWORKD: FormatSpec(
         (FileSpec("networkd.network.j2", "/etc/systemd/network/10-fwcfg-{label}.network",
-                  0o644, True),),
+                  0o644, True),
+         FileSpec("networkd.netdev.j2", "/etc/systemd/network/10-fwcfg-{label}.netdev",
+                  0o644, True)),
         markers=("usr/lib/systemd/systemd-networkd", "lib/systemd/systemd-networkd"),
         unit="systemd-networkd.service", consumer=("systemd-analyze", "verify")),
     Format.NM: FormatSpec(

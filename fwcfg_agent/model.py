@@ -57,6 +57,41 @@ class Interface(NamedTuple):
     mtu: Optional[int] = None
     extra: tuple[tuple[str, str], ...] = ()
     source: tuple[str, ...] = ()
+    # IPv6 on the link (see README "IPv6 on each interface"): IPV6_DISABLED=yes (no IPv6 at all,
+    # not even a link-local address), IPV6INIT=no (no IPv6 configuration: no SLAAC, no RAs, no
+    # DHCPv6; the kernel's link-local address stays), SLAAC and RAs (IPV6_AUTOCONF: None when
+    # the payload says nothing and gives no static IPv6 address, i.e. the distribution's
+    # default; static IPv6 addresses make it False unless IPV6_AUTOCONF=yes), DHCPv6 (DHCPV6C).
+    ipv6_disabled: bool = False
+    ipv6_init: bool = True
+    ipv6_autoconf: Optional[bool] = None
+    dhcp6: bool = False
+    # Routing with several NICs: DEFROUTE=no and IPV6_DEFROUTE=no (no IPv4, no IPv6 default
+    # route on this NIC, from any source: the keys' meaning in ifcfg), the metric of its default
+    # routes, of its routes without a metric of their own and of the routes DHCP or RAs bring
+    # (IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC), and PEERDNS=no (name servers from DHCP, DHCPv6 or
+    # RAs are not used).
+    defroute: bool = True
+    defroute6: bool = True
+    metric4: Optional[int] = None
+    metric6: Optional[int] = None
+    peerdns: bool = True
+    # Shapes beyond one flat NIC (see README "VLANs, bonds and bridges"): `kind` is
+    # ethernet, vlan, bond or bridge. A VLAN has its `parent` (an interface name) and `vlan_id`;
+    # a bond its `bond_options` (canonical kernel option names and values, `mode` first); a
+    # bridge `stp` and `forward_delay` (seconds). A member of a bond or bridge names it in
+    # `master` (and `master_kind`); it carries no addresses of its own.
+    kind: str = "ethernet"
+    parent: Optional[str] = None
+    vlan_id: Optional[int] = None
+    bond_options: tuple[tuple[str, str], ...] = ()
+    stp: bool = False
+    forward_delay: Optional[int] = None
+    master: Optional[str] = None
+    master_kind: Optional[str] = None
+    # Where the keys above came from, for the errors of formats that cannot express one:
+    # (key, entry, line).
+    origins: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def label(self) -> str:
@@ -76,6 +111,31 @@ class Interface(NamedTuple):
     @property
     def dhcp(self) -> bool:
         return self.bootproto is BootProto.DHCP
+
+    @property
+    def accept_ra(self) -> bool:
+        """Router advertisements are accepted (explicitly, or by the distribution's default)."""
+        return not self.ipv6_disabled and self.ipv6_init and self.ipv6_autoconf is not False
+
+    @property
+    def virtual(self) -> bool:
+        """A device the configuration creates (VLAN, bond, bridge), not a NIC."""
+        return self.kind != "ethernet"
+
+    def members(self, config: HostConfig) -> tuple[Interface, ...]:
+        """The interfaces of `config` enslaved to this bond or bridge."""
+        return tuple(i for i in config.interfaces if i.master == self.name)
+
+    def vlans(self, config: HostConfig) -> tuple[Interface, ...]:
+        """The VLANs of `config` on top of this interface."""
+        return tuple(i for i in config.interfaces if i.kind == "vlan" and i.parent == self.name)
+
+    def origin(self, key: str) -> Optional[tuple[str, int]]:
+        """The entry and line that set `key`, if the payload set it."""
+        for k, entry, line in self.origins:
+            if k == key:
+                return entry, line
+        return None
 
 
 class HostConfig(NamedTuple):

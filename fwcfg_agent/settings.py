@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, Optional, Union
 
 from . import keys as kv
-from . import validate
+from . import shapes, validate
 from .errors import ConfigError
 from .keys import Value
 from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
@@ -29,10 +29,17 @@ from .payload import Payload
 HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
 IFACE_KEYS = re.compile(
     r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
-    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT)\Z"
+    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT|IPV6_DISABLED"
+    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV6_DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS"
+    r"|VLAN|PHYSDEV|VLAN_ID|BONDING_MASTER|BONDING_OPTS|MASTER|SLAVE|BRIDGE|STP|DELAY)\Z"
 )
 # Known, accepted, and meaningless for a guest that is always configured at boot.
-IGNORED_KEYS = frozenset({"ONBOOT", "IPV6INIT"})
+IGNORED_KEYS = frozenset({"ONBOOT"})
+# The per-interface IPv6 and routing keys the model holds (and whose place it keeps, for the
+# errors of formats that cannot express one).
+IPV6_KEYS = ("IPV6INIT", "IPV6_DISABLED", "IPV6_AUTOCONF", "DHCPV6C")
+ROUTING_KEYS = ("DEFROUTE", "IPV6_DEFROUTE", "IPV4_ROUTE_METRIC", "IPV6_ROUTE_METRIC",
+                "PEERDNS")
 
 
 
@@ -129,7 +136,7 @@ def build(
     # The default NIC is the first Ethernet NIC that no entry picks by HWADDR or DEVICE.
     claimed = {by_mac.get(i[1]) if i[0] == "mac" else i[1] for i in groups if i is not None}
     free = [d for d in netdevs if d.name not in claimed]
-    interfaces: list[Interface] = []
+    placed: list[shapes.Placed] = []
     names: dict[str, Picker] = {}
     for ident, values in groups.items():
         iface = _interface(ident, values, by_mac, free, default_interface, notices, warnings)
@@ -142,7 +149,8 @@ def build(
                 f"{first.how()}: use the same HWADDR or DEVICE in both",
             )
         names[iface.name] = picker
-        interfaces.append(iface)
+        placed.append(shapes.Placed(iface, values))
+    interfaces = shapes.link(placed, {d.name: d.mac for d in netdevs})
 
     _default_routes(interfaces, warnings)
     hostname = kv.opt(host, "HOSTNAME", validate.hostname)
@@ -236,8 +244,9 @@ def _interface(
         notices.append(f"{sources[0]}: no DEVICE or HWADDR and no NIC visible; settings go to "
                        f"{name}")
 
-    if "TYPE" in v and v["TYPE"].value.lower() != "ethernet":
-        raise v["TYPE"].error("TYPE", f"{v['TYPE'].value[:40]!r}: only Ethernet is supported")
+    shape = _shape(ident, name, v)
+    if shape.kind != "ethernet":
+        mac = None
     boot = kv.opt(v, "BOOTPROTO", kv.bootproto) or BootProto.STATIC
 
     # every address with the key (and its place) that gave it
@@ -264,7 +273,10 @@ def _interface(
             raise v[key].error(key, f"address {a.ip} is given twice (also {where})")
         seen[a.ip] = key
 
-    if boot is BootProto.STATIC and not addresses:
+    if shape.master is not None:
+        _check_member(v, name, shape.master, boot)
+        boot = BootProto.NONE  # nothing of its own: its bond or bridge is configured
+    elif boot is BootProto.STATIC and not addresses:
         # point at BOOTPROTO if given, else at the first setting for this NIC
         key = "BOOTPROTO" if "BOOTPROTO" in v else next(iter(v))
         raise v[key].error(key, f"interface {name} is static (BOOTPROTO) but has no IPADDR "
@@ -287,7 +299,13 @@ def _interface(
             )
     route_keys = sorted((k for k in v if kv.family(k) == "ROUTE"), key=kv.index_of)
     routes = tuple(kv.route(v[k], k, name, warnings) for k in route_keys)
-    _check_routes(v, gateway, gateway6, routes, route_keys)
+    ip6 = _ipv6_settings(v, addresses, gateway6, routes, route_keys)
+    routing = _routing_settings(v, gateway, gateway6, routes, route_keys)
+    metrics = {4: routing.metric4, 6: routing.metric6}
+    # a route without a metric of its own gets its family's IPVn_ROUTE_METRIC
+    routes = tuple(r if r.metric is not None or metrics[r.version] is None
+                   else r._replace(metric=metrics[r.version]) for r in routes)
+    _check_routes(v, gateway, gateway6, routes, route_keys, routing.metric4, routing.metric6)
     mtu = kv.opt(v, "MTU", validate.mtu)
     if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
                                                                   addresses):
@@ -295,24 +313,174 @@ def _interface(
     extra = tuple(sorted(
         (k, x.value) for k, x in v.items() if not IFACE_KEYS.match(k) and not HOST_KEYS.match(k)
     ))
+    origins = tuple((k, v[k].entry, v[k].line) for k in (*IPV6_KEYS, *ROUTING_KEYS,
+                                                          *shapes.SHAPE_KEYS, "HWADDR")
+                    if k in v)
     return Interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
+        ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
+        dhcp6=ip6.dhcp6, defroute=routing.defroute, defroute6=routing.defroute6,
+        metric4=routing.metric4, metric6=routing.metric6, peerdns=routing.peerdns,
+        origins=origins, **shape._asdict(),
     )
+
+
+class _Shape(NamedTuple):
+    kind: str = "ethernet"
+    parent: Optional[str] = None
+    vlan_id: Optional[int] = None
+    bond_options: tuple[tuple[str, str], ...] = ()
+    stp: bool = False
+    forward_delay: Optional[int] = None
+    master: Optional[str] = None
+    master_kind: Optional[str] = None
+
+
+def _shape(ident: Identity, name: str, v: dict[str, Value]) -> _Shape:
+    """What the entry's interface is (NIC, VLAN, bond, bridge) and what it belongs to; every
+    key of a shape it is not is an error."""
+    kind = shapes.kind_of(v)
+    if kind != "ethernet":
+        if "HWADDR" in v:
+            raise v["HWADDR"].error("HWADDR", f"a {kind} is named by DEVICE; fwcfg-agent does "
+                                              "not set its MAC")
+        if ident is None:
+            key = next(iter(v))
+            raise v[key].error(key, f"a {kind} needs DEVICE, its name")
+    own = {"vlan": ("VLAN", "PHYSDEV", "VLAN_ID"), "bond": ("BONDING_MASTER", "BONDING_OPTS"),
+           "bridge": ("STP", "DELAY")}
+    for other, keys in own.items():
+        for key in keys:
+            if key in v and other != kind and not (key in ("VLAN", "BONDING_MASTER")
+                                                   and not validate.yes_no(v[key].value)):
+                raise v[key].error(key, f"is for a {other}, and {name} is a {kind}")
+    shape = _Shape(kind)
+    if kind == "vlan":
+        parent, vid = shapes.vlan_of(name, v)
+        shape = shape._replace(parent=parent, vlan_id=vid)
+    elif kind == "bond":
+        opts = (shapes.bond_options(v["BONDING_OPTS"], "BONDING_OPTS") if "BONDING_OPTS" in v
+                else (("mode", "balance-rr"),))
+        shape = shape._replace(bond_options=opts)
+    elif kind == "bridge":
+        on = kv.opt(v, "STP", shapes.stp) or False
+        delay = kv.opt(v, "DELAY", shapes.forward_delay)
+        if on and delay is not None and delay < 2:
+            raise v["DELAY"].error("DELAY", "with STP on, the kernel takes 2 to 30 seconds")
+        shape = shape._replace(stp=on, forward_delay=delay)
+    master = kv.opt(v, "MASTER", validate.interface_name)
+    slave = kv.opt(v, "SLAVE", validate.yes_no)
+    bridge = kv.opt(v, "BRIDGE", validate.interface_name)
+    if master is not None and not slave:
+        key = "SLAVE" if "SLAVE" in v else "MASTER"
+        raise v[key].error(key, "a member of a bond needs MASTER=BOND and SLAVE=yes")
+    if slave and master is None:
+        raise v["SLAVE"].error("SLAVE", "says this is a member of a bond, but there is no "
+                                        "MASTER")
+    if master is not None and bridge is not None:
+        raise v["BRIDGE"].error("BRIDGE", f"{name} is a member of the bond {master} already "
+                                          f"({v['MASTER'].where('MASTER')})")
+    if master is not None:
+        shape = shape._replace(master=master, master_kind="bond")
+    elif bridge is not None:
+        shape = shape._replace(master=bridge, master_kind="bridge")
+    return shape
+
+
+def _check_member(v: dict[str, Value], name: str, master: str, boot: BootProto) -> None:
+    """A member of a bond or bridge is not addressed: its addresses go on the bond/bridge."""
+    for key in v:
+        if (IFACE_KEYS.match(key) or HOST_KEYS.match(key)) and key not in shapes.MEMBER_KEYS \
+                and not HOST_KEYS.match(key):
+            raise v[key].error(key, f"{name} is a member of {master}: it is configured "
+                                    f"through {master}, not by itself")
+    if boot is BootProto.DHCP:
+        raise v["BOOTPROTO"].error("BOOTPROTO", f"{name} is a member of {master}: DHCP goes "
+                                                f"on {master}")
+
+
+class _IPv6(NamedTuple):
+    disabled: bool
+    init: bool
+    autoconf: Optional[bool]
+    dhcp6: bool
+
+
+class _Routing(NamedTuple):
+    defroute: bool
+    defroute6: bool
+    metric4: Optional[int]
+    metric6: Optional[int]
+    peerdns: bool
+
+
+def _ipv6_settings(v: dict[str, Value],
+                   addresses: list[tuple[IPInterface, str]],
+                   gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
+                   route_keys: list[str]) -> _IPv6:
+    """IPV6INIT, IPV6_DISABLED, IPV6_AUTOCONF, DHCPV6C, checked against each other and against
+    the IPv6 addresses, gateway and routes. The one default: with static IPv6 addresses and no
+    IPV6_AUTOCONF, no SLAAC and no router advertisements (as ifcfg and NetworkManager read it);
+    without either, the distribution's default (None)."""
+    disabled = kv.opt(v, "IPV6_DISABLED", validate.yes_no) or False
+    init = kv.opt(v, "IPV6INIT", validate.yes_no)
+    autoconf = kv.opt(v, "IPV6_AUTOCONF", validate.yes_no)
+    dhcp6 = kv.opt(v, "DHCPV6C", validate.yes_no) or False
+    off = "IPV6_DISABLED" if disabled else "IPV6INIT" if init is False else None
+    if off is not None:
+        uses = [key for a, key in addresses if a.version == 6]
+        uses += ["IPV6_DEFAULTGW"] if gateway6 is not None else []
+        uses += [k for r, k in zip(routes, route_keys) if r.version == 6]
+        uses += ["IPV6_AUTOCONF"] if autoconf else []
+        uses += ["DHCPV6C"] if dhcp6 else []
+        if uses:
+            what = "disables IPv6" if off == "IPV6_DISABLED" else "says no IPv6 configuration"
+            raise v[uses[0]].error(uses[0], f"configures IPv6, but {v[off].where(off)} {what}")
+        autoconf = False
+    elif autoconf is None and (dhcp6 or any(a.version == 6 for a, _ in addresses)):
+        autoconf = False
+    return _IPv6(disabled, init is not False, autoconf, dhcp6)
+
+
+def _routing_settings(v: dict[str, Value], gateway: Optional[ipaddress.IPv4Address],
+                      gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
+                      route_keys: list[str]) -> _Routing:
+    """DEFROUTE, IPV6_DEFROUTE, IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC, PEERDNS. As in ifcfg
+    (NetworkManager's ifcfg-rh reads them so), DEFROUTE is IPv4's and IPV6_DEFROUTE IPv6's. Either
+    set to no beside a default route of the payload's own of its family (GATEWAY, IPV6_DEFAULTGW,
+    a default ROUTEn) contradicts it."""
+    defroute = kv.opt(v, "DEFROUTE", validate.yes_no)
+    defroute6 = kv.opt(v, "IPV6_DEFROUTE", validate.yes_no)
+    for key, family, flag, gw in (("DEFROUTE", 4, defroute, gateway),
+                                  ("IPV6_DEFROUTE", 6, defroute6, gateway6)):
+        if flag is not False:
+            continue
+        uses = (["GATEWAY" if family == 4 else "IPV6_DEFAULTGW"] if gw is not None else [])
+        uses += [k for r, k in zip(routes, route_keys)
+                 if r.destination.prefixlen == 0 and r.version == family]
+        if uses:
+            raise v[uses[0]].error(uses[0], f"is a default route, but {v[key].where(key)} says "
+                                            f"this interface has no IPv{family} default route")
+    return _Routing(defroute is not False, defroute6 is not False,
+                    kv.opt(v, "IPV4_ROUTE_METRIC", validate.metric),
+                    kv.opt(v, "IPV6_ROUTE_METRIC", validate.metric),
+                    kv.opt(v, "PEERDNS", validate.yes_no) is not False)
 
 
 def _check_routes(v: dict[str, Value], gateway: Optional[IPAddress],
                   gateway6: Optional[IPAddress], routes: tuple[Route, ...],
-                  keys: list[str]) -> None:
+                  keys: list[str], metric4: Optional[int] = None,
+                  metric6: Optional[int] = None) -> None:
     """One route per destination and metric on an interface: the kernel keeps one of two, and
     netplan calls two default routes a conflict. GATEWAY and IPV6_DEFAULTGW are default routes
     without a metric."""
     seen: dict[tuple[IPNetwork, Optional[int]], str] = {}
     given: list[tuple[IPNetwork, Optional[int], str]] = []
     if gateway is not None:
-        given.append((ipaddress.ip_network("0.0.0.0/0"), None, "GATEWAY"))
+        given.append((ipaddress.ip_network("0.0.0.0/0"), metric4, "GATEWAY"))
     if gateway6 is not None:
-        given.append((ipaddress.ip_network("::/0"), None, "IPV6_DEFAULTGW"))
+        given.append((ipaddress.ip_network("::/0"), metric6, "IPV6_DEFAULTGW"))
     given += [(r.destination, r.metric, k) for r, k in zip(routes, keys)]
     for dest, metric, key in given:
         first = seen.get((dest, metric))
@@ -330,7 +498,8 @@ def _default_routes(interfaces: Sequence[Interface], warnings: list[str]) -> Non
     seen: dict[tuple[int, Optional[int]], str] = {}
     for iface in interfaces:
         defaults: set[tuple[int, Optional[int]]] = {
-            (gw.version, None) for gw in (iface.gateway, iface.gateway6) if gw}
+            (gw.version, iface.metric4 if gw.version == 4 else iface.metric6)
+            for gw in (iface.gateway, iface.gateway6) if gw}
         defaults |= {(r.version, r.metric) for r in iface.routes
                      if r.destination.prefixlen == 0}
         for version, metric in sorted(defaults, key=lambda d: (d[0], d[1] or -1)):

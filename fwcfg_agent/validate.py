@@ -231,3 +231,13 @@ ifname = interface_name  # the name the payload code has always used
 
 def metric(value: str) -> int:
     return _decimal(value, 0xFFFFFFFF, "a route metric (0 to 4294967295)")
+
+
+def yes_no(value: str) -> bool:
+    """An ifcfg boolean: yes or no (any case; also true/false, 1/0, as ifcfg-rh reads them)."""
+    v = value.lower()
+    if v in ("yes", "true", "1", "y"):
+        return True
+    if v in ("no", "false", "0", "n"):
+        return False
+    raise ValueError(f"{value[:40]!r} is not yes or no")

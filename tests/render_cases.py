@@ -140,6 +140,85 @@ CASES: tuple[Case, ...] = (
         "are the interface's own) and most readers refuse; a non-ASCII pass-through value",
     ),
     Case(
+        "ipv6-static-only",
+        (("opt/v6only", b"DEVICE=eth0\nIPV6ADDR=2001:db8:5::10/64\n"
+                        b"IPV6_DEFAULTGW=2001:db8:5::1\n"),),
+        (("eth0", "52:54:00:00:00:50"),),
+        "only a static IPv6 address: the one default, no SLAAC and no router advertisements, "
+        "said the same way in every format (issue 14)",
+    ),
+    Case(
+        "ipv6-modes",
+        (
+            ("opt/10-slaac", b"DEVICE=eth0\nIPADDR=192.0.2.20/24\n"
+                             b"IPV6ADDR=2001:db8:6::10/64\nIPV6_AUTOCONF=yes\n"),
+            ("opt/20-noinit", b"DEVICE=eth1\nIPADDR=192.0.2.21/24\nIPV6INIT=no\n"),
+            ("opt/30-disabled", b"DEVICE=eth2\nIPADDR=192.0.2.22/24\nIPV6_DISABLED=yes\n"),
+            ("opt/40-noautoconf", b"HWADDR=52:54:00:00:00:63\nIPADDR=192.0.2.23/24\n"
+                                  b"IPV6_AUTOCONF=no\n"),
+            ("opt/50-dhcpv6", b"DEVICE=eth4\nBOOTPROTO=dhcp\nDHCPV6C=yes\n"
+                              b"IPV6_AUTOCONF=yes\n"),
+        ),
+        (("eth0", "52:54:00:00:00:60"), ("eth1", "52:54:00:00:00:61"),
+         ("eth2", "52:54:00:00:00:62"), ("eth3", "52:54:00:00:00:63"),
+         ("eth4", "52:54:00:00:00:64")),
+        "IPv6 per interface: SLAAC beside a static address, IPV6INIT=no, IPV6_DISABLED=yes, "
+        "IPV6_AUTOCONF=no without addresses, DHCPv6 with SLAAC",
+    ),
+    Case(
+        "routing",
+        (
+            ("opt/00-host", b"HOSTNAME=multi\nDNS1=192.0.2.53\n"),
+            ("opt/10-front", b"HWADDR=52:54:00:00:00:70\nIPADDR=192.0.2.30/24\n"
+                             b"GATEWAY=192.0.2.1\nIPV4_ROUTE_METRIC=100\n"
+                             b"IPV6ADDR=2001:db8:7::30/64\nIPV6_DEFAULTGW=2001:db8:7::1\n"
+                             b"IPV6_ROUTE_METRIC=100\n"),
+            ("opt/20-back", b"HWADDR=52:54:00:00:00:71\nIPADDR=10.1.0.30/16\nDEFROUTE=no\n"
+                            b"IPV6_DEFROUTE=no\n"
+                            b"PEERDNS=no\nIPV6_AUTOCONF=no\nIPV4_ROUTE_METRIC=200\n"
+                            b"ROUTE1='10.2.0.0/16 via 10.1.0.1'\n"
+                            b"ROUTE2='10.3.0.0/16 via 10.1.0.1 metric 50'\n"),
+            ("opt/30-dhcp", b"DEVICE=eth2\nBOOTPROTO=dhcp\nIPV4_ROUTE_METRIC=300\n"
+                            b"IPV6_AUTOCONF=no\n"),
+        ),
+        (("eth0", "52:54:00:00:00:70"), ("eth1", "52:54:00:00:00:71"),
+         ("eth2", "52:54:00:00:00:72")),
+        "several NICs: metrics on the default routes, on routes without one and on DHCP's, a "
+        "back NIC with DEFROUTE=no and PEERDNS=no",
+    ),
+    Case(
+        "bond-vlan-bridge",
+        (
+            ("opt/00-host", b"HOSTNAME=shapes\nDNS1=192.0.2.53\n"),
+            ("opt/10-bond", b"DEVICE=bond0\nTYPE=Bond\nBONDING_MASTER=yes\n"
+                            b"BONDING_OPTS='mode=active-backup miimon=100 primary=ens3'\n"
+                            b"BOOTPROTO=none\n"),
+            ("opt/11-bond-a", b"HWADDR=52:54:00:00:00:80\nMASTER=bond0\nSLAVE=yes\n"),
+            ("opt/12-bond-b", b"HWADDR=52:54:00:00:00:81\nMASTER=bond0\nSLAVE=yes\n"),
+            ("opt/20-vlan", b"DEVICE=bond0.100\nVLAN=yes\nIPADDR=192.0.2.10/24\n"
+                            b"GATEWAY=192.0.2.1\nIPV6ADDR=2001:db8:80::10/64\n"),
+            ("opt/30-bridge", b"DEVICE=br0\nTYPE=Bridge\nSTP=off\nDELAY=0\n"
+                              b"IPADDR=198.51.100.5/24\nIPV6_AUTOCONF=no\n"),
+            ("opt/31-port", b"DEVICE=ens5\nBRIDGE=br0\n"),
+        ),
+        (("ens3", "52:54:00:00:00:80"), ("ens4", "52:54:00:00:00:81"),
+         ("ens5", "52:54:00:00:00:82")),
+        "the issue's guest: an active-backup bond of two NICs (by MAC) with a VLAN on top "
+        "carrying a static address, a bridge over the third NIC, IPV6_AUTOCONF=no on one link",
+    ),
+    Case(
+        "vlans",
+        (
+            ("opt/10-nic", b"DEVICE=eth0\nIPADDR=10.0.0.5/24\nMTU=9000\n"),
+            ("opt/20-vlan", b"DEVICE=eth0.100\nTYPE=Vlan\nIPADDR=10.100.0.5/24\nMTU=1500\n"),
+            ("opt/30-vlan", b"DEVICE=vlan200\nVLAN=yes\nPHYSDEV=eth1\nVLAN_ID=200\n"
+                            b"BOOTPROTO=dhcp\n"),
+        ),
+        (("eth0", "52:54:00:00:00:90"), ("eth1", "52:54:00:00:00:91")),
+        "a VLAN named PARENT.ID on an addressed NIC, one by PHYSDEV and VLAN_ID on a NIC no "
+        "entry configures (a bare link for it)",
+    ),
+    Case(
         "injection",
         (("opt/evil", _INJECTION_PAYLOAD),),
         (("eth0", "52:54:00:00:00:30"),),

@@ -21,6 +21,10 @@ CASES: dict[str, dict[str, bytes]] = {
     "somlo": {"opt/GuestInfo": b"HOSTNAME=guest1\nIPADDR=10.0.2.15\n"},
     "examples": {"opt/" + p.stem.replace("__", "/"): p.read_bytes()
                  for p in sorted((REPO / "examples").glob("*.env"))},
+    # issue 14: one example per shape (examples/vlan, bond, bridge)
+    **{f"shape-{shape}": {"opt/" + p.stem.replace("__", "/"): p.read_bytes()
+                          for p in sorted((REPO / "examples" / shape).glob("*.env"))}
+       for shape in ("vlan", "bond", "bridge")},
     "dhcp-and-static": {
         "opt/org.example/a": b"DEVICE=enp0s2\nBOOTPROTO=dhcp\nMTU=1400\n",
         "opt/org.example/b": b"HWADDR=52:54:00:12:34:57\nIPADDR=192.0.2.5/28\n"

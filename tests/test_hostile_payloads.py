@@ -38,7 +38,7 @@ from fwcfg_agent.errors import PayloadError
 from fwcfg_agent.facts import Facts
 from fwcfg_agent.model import Format, HostConfig, Interface
 from fwcfg_agent.payload import parse, printable
-from fwcfg_agent.render import Plan, render
+from fwcfg_agent.render import Plan, PlannedFile, render
 from fwcfg_agent.render.env import Templates
 from fwcfg_agent.settings import NetDev, build
 from tests.agent import agent, journal_runs, snapshot
@@ -232,13 +232,24 @@ PLAUSIBLE: dict[str, Callable[[Rng], str]] = {
     "ROUTE1": _route, "ROUTE2": _route,
     "MTU": lambda rng: str(rng.randint(0, 70000)) if rng.random() < 0.5 else rng.choice(
         ["1500", "9000", "1280", "68"]),
-    "TYPE": _choice("Ethernet", "ethernet", "Bridge"),
+    "TYPE": _choice("Ethernet", "ethernet", "Bridge", "Vlan", "Bond", "Team"),
+    "VLAN": _choice("yes", "no"), "VLAN_ID": lambda rng: str(rng.randint(0, 4100)),
+    "PHYSDEV": _choice("ens3", "eth0", "bond0", "br0"),
+    "BONDING_OPTS": _choice("mode=active-backup miimon=100", "mode=4 lacp_rate=fast", "mode=9",
+                            "primary=ens3 mode=1", "arp_interval=100"),
+    "MASTER": _choice("bond0", "br0"), "SLAVE": _choice("yes", "no"), "BRIDGE": _choice("br0"),
+    "STP": _choice("on", "off"), "DELAY": lambda rng: str(rng.randint(0, 31)),
     "ONBOOT": _choice("yes", "no"), "IPV6INIT": _choice("yes", "no"),
+    # issue 14: IPv6 modes and routing with several NICs
+    "IPV6_AUTOCONF": _choice("yes", "no", "YES", "maybe"), "IPV6_DISABLED": _choice("yes", "no"),
+    "DHCPV6C": _choice("yes", "no"), "DEFROUTE": _choice("yes", "no"),
+    "IPV6_DEFROUTE": _choice("yes", "no"),
+    "IPV4_ROUTE_METRIC": _metric, "IPV6_ROUTE_METRIC": _metric, "PEERDNS": _choice("yes", "no"),
     # unknown keys, near misses of known ones included: passed through
     "ZONE": _free_text, "NM_CONTROLLED": _choice("no", "yes"), "NAME": _free_text,
     "IPADDR_START": _ipv4, "ROUTE_METRIC": _metric, "IPADDRx": _choice("1"),
     "PATH": _choice("/tmp/evil"), "IFS": _choice("x"), "lower_case": _free_text,
-    "IPV6_AUTOCONF": _choice("yes", "no"), "BASH_FUNC_x": _choice("() { reboot; }"),
+    "BASH_FUNC_x": _choice("() { reboot; }"),
     "DNS" + "1" * 12: _ipv4, "DNS" + "1" * 5000: _ipv4,
 }
 KEYS = tuple(PLAUSIBLE)
@@ -253,6 +264,12 @@ CORE: tuple[Callable[[Rng], dict[str, str]], ...] = (
                  "IPV6_DEFAULTGW": _scoped(rng)},
     lambda rng: {"IPV6ADDR": f"2001:db8::{rng.randint(1, 0xffff):x}/64",
                  "ROUTE1": f"{_network(rng, True)} via {_scoped(rng)}"},
+    # issue 14: a bridge, a bond, a VLAN on the NIC most examples have
+    lambda rng: {"DEVICE": "br0", "TYPE": "Bridge", "IPADDR": _ipv4(rng)},
+    lambda rng: {"DEVICE": "bond0", "TYPE": "Bond", "BOOTPROTO": "dhcp",
+                 "BONDING_OPTS": "mode=active-backup miimon=100"},
+    lambda rng: {"DEVICE": f"ens3.{rng.randint(1, 4094)}", "TYPE": "Vlan",
+                 "IPV6ADDR": _ipv6(rng)},
 )
 
 
@@ -312,6 +329,8 @@ class Rendered(NamedTuple):
     example: Example
     config: HostConfig
     plan: Plan
+    # formats that cannot express a setting of the payload (exit 3 for them, checked)
+    rejected: tuple[Format, ...] = ()
 
 
 _ASSIGNMENT = re.compile(r"[ \t]*(export[ \t]+)?([A-Za-z_][A-Za-z0-9_]*)=")
@@ -333,8 +352,15 @@ def _process(ex: Example) -> Optional[Rendered]:
     except PayloadError as e:
         _check_error(e, data)
         return None
-    plan = render(result.config, ALL_FORMATS, _facts(ex), TEMPLATES)
-    return Rendered(ex, result.config, plan)
+    files: list[PlannedFile] = []
+    rejected: list[Format] = []
+    for fmt in ALL_FORMATS:  # one at a time: a format may refuse what the others can say
+        try:
+            files += render(result.config, [fmt], _facts(ex), TEMPLATES).files
+        except PayloadError as e:
+            _check_error(e, data)
+            rejected.append(fmt)
+    return Rendered(ex, result.config, Plan(tuple(files)), tuple(rejected))
 
 
 def _check_error(e: PayloadError, data: dict[str, bytes]) -> None:
@@ -380,21 +406,35 @@ def _canonical(config: HostConfig) -> set[str]:
                 out.add(str(r.metric))
         if i.mtu is not None:
             out.add(str(i.mtu))
+        out.update(str(m) for m in (i.metric4, i.metric6) if m is not None)
+        # VLANs, bonds, bridges
+        out.update(x for x in (i.parent, i.master, i.master_kind) if x)
+        out.update(str(x) for x in (i.vlan_id, i.forward_delay) if x is not None)
+        out.update(v for _, v in i.bond_options)
+        out.update(f"{k}={v}" for k, v in i.bond_options)
+        out.update(f"{v}ms" for _, v in i.bond_options)
     return out
 
 
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
-NETWORKD_CONST = {"ipv4", "yes"}
+NETWORKD_CONST = {"ipv4", "ipv6", "yes", "no", "solicit", "vlan", "bond", "bridge"}
 NM_CONST = {"ethernet", "999", "auto", "manual", "disabled", "0.0.0.0/0", "::/0", "0.0.0.0",
-            "::", "onlink=true"}
+            "::", "onlink=true", "link-local", "dhcp", "true", "vlan", "bond", "bridge", "false"}
 IFUPDOWN_CONST = {"auto", "allow-hotplug", "iface", "inet", "inet6", "static", "dhcp", "manual",
                   "address", "gateway", "mtu", "dns-nameservers", "dns-search", "up", "pre-up",
                   "ip", "-6", "route", "replace", "default", "via", "dev", "onlink", "metric",
-                  "link", "set", "$IFACE"}
+                  "link", "set", "$IFACE", "accept_ra", "autoconf", "0", "1", "echo", ">",
+                  "bond-master", "bond-slaves", "none", "bond-mode", "bond-miimon",
+                  "bond-updelay", "bond-downdelay", "bond-lacp-rate", "bond-xmit-hash-policy",
+                  "bond-min-links", "bond-primary", "bridge_ports", "bridge_stp", "bridge_fd",
+                  "on", "off", "vlan-raw-device"}
+# the pre-up writes of IPv6 sysctls where no inet6 stanza carries them
+PROC_SYSCTL = re.compile(r"/proc/sys/net/ipv6/conf/(?P<dev>[^/]+)/(accept_ra|autoconf|"
+                         r"disable_ipv6|accept_ra_defrtr)\Z")
 ROUTE_CONST = {"default", "via", "dev", "onlink", "metric"}
 NETPLAN_CONST = {"default", "link"}
-IFCFG_CONST = {"Ethernet", "yes", "no"}
+IFCFG_CONST = {"Ethernet", "Vlan", "Bond", "Bridge", "yes", "no", "on", "off"}
 
 
 def _tokens(value: str, seps: str = " ") -> list[str]:
@@ -437,6 +477,9 @@ def _check_files(r: Rendered) -> None:
                     if t.startswith("mac/"):
                         mac, label = re.fullmatch(r"mac/([^/]+)/=(.+)", t).groups()  # type: ignore[union-attr]
                         assert {mac, label} <= canon, t
+                    elif PROC_SYSCTL.match(t):
+                        dev = PROC_SYSCTL.match(t).group("dev")  # type: ignore[union-attr]
+                        assert dev in canon | {"$IFACE"}, (f.path, line, t)
                     else:
                         assert t in canon | IFUPDOWN_CONST, (f.path, line, t)
         elif f.format is Format.IFCFG and name.startswith("route"):
@@ -470,7 +513,7 @@ def _check_nm(text: str, canon: set[str], path: str) -> None:
     for section, items in _parse_keyfile(text).items():
         for key, raw in items.items():
             value = _gkeyfile_unescape(raw)
-            if key == "uuid":
+            if key == "uuid" or (section, key) in (("vlan", "parent"), ("connection", "master")):
                 assert UUID.match(value), value
                 continue
             for t in _tokens(value, ";,"):
@@ -481,6 +524,9 @@ def _check_netplan(text: str, canon: set[str], config: HostConfig) -> None:
     doc = yaml.load(text, Loader=yaml.CSafeLoader)  # libyaml: netplan's parser
     ints = {i.mtu for i in config.interfaces} | {r.metric for i in config.interfaces
                                                    for r in i.routes}
+    ints |= {m for i in config.interfaces for m in (i.metric4, i.metric6)}
+    ints |= {x for i in config.interfaces for x in (i.vlan_id, i.forward_delay)}
+    ints |= {int(v) for i in config.interfaces for _, v in i.bond_options if v.isdigit()}
 
     def walk(node: object) -> Iterator[object]:
         if isinstance(node, dict):
@@ -493,7 +539,7 @@ def _check_netplan(text: str, canon: set[str], config: HostConfig) -> None:
         else:
             yield node
 
-    for leaf in walk(doc["network"]["ethernets"]):
+    for leaf in walk({k: v for k, v in doc["network"].items() if k != "version"}):
         if isinstance(leaf, bool):
             continue
         if isinstance(leaf, int):
@@ -502,7 +548,11 @@ def _check_netplan(text: str, canon: set[str], config: HostConfig) -> None:
         assert isinstance(leaf, str), leaf
         assert leaf in canon | NETPLAN_CONST or leaf in {
             "match", "macaddress", "dhcp4", "addresses", "routes", "to", "via", "on-link",
-            "scope", "metric", "nameservers", "search", "mtu"}, leaf
+            "scope", "metric", "nameservers", "search", "mtu", "dhcp6", "accept-ra",
+            "link-local", "dhcp4-overrides", "dhcp6-overrides", "route-metric", "use-dns",
+            "interfaces", "parameters", "mode", "mii-monitor-interval", "up-delay", "down-delay",
+            "min-links", "lacp-rate", "transmit-hash-policy", "primary", "stp", "forward-delay",
+            "id", "link", "ethernets", "bonds", "bridges", "vlans"}, leaf
 
 
 SHELL_VARS = {"BASH_ENV", "CDPATH", "COLUMNS", "ENV", "EUID", "FUNCNEST", "GLOBIGNORE", "GROUPS",
@@ -528,7 +578,7 @@ def _check_ifcfg(text: str, canon: set[str], iface: Interface, path: str) -> Non
         key, _, value = word.partition("=")
         if key in extra:
             assert value == extra[key], (path, key)
-        elif key in ("DOMAIN", "IPV6ADDR_SECONDARIES"):
+        elif key in ("DOMAIN", "IPV6ADDR_SECONDARIES", "BONDING_OPTS"):
             assert set(value.split(" ")) <= canon, (path, key, value)
         else:
             assert value in canon | IFCFG_CONST, (path, key, value)
@@ -566,17 +616,25 @@ def test_payloads_shrinkable(rng: Rng) -> None:
 def test_the_examples_reach_both_outcomes() -> None:
     """The generator is worth its examples: plenty pass, plenty fail, scope IDs get through."""
     rng = random.Random(12)
-    counts = {"valid": 0, "rejected": 0, "scoped": 0, "extra": 0}
+    counts = {"valid": 0, "rejected": 0, "scoped": 0, "extra": 0, "some formats": 0,
+              "shapes": 0}
     for _ in range(1000):
         ex = _example(rng)
         r = _process(ex)
         counts["valid" if r else "rejected"] += 1
+        if r and r.rejected:
+            counts["some formats"] += 1
+        if r and any(i.virtual for i in r.config.interfaces):
+            counts["shapes"] += 1
         if r and any(b"%" in raw for _, raw in ex.entries):
             counts["scoped"] += 1
         if r and any(i.extra for i in r.config.interfaces):
             counts["extra"] += 1
-    assert counts["valid"] >= 150 and counts["rejected"] >= 300, counts
+    # (issue 14's keys, each a chance to fail, took the valid ones from over 150 to about 140)
+    assert counts["valid"] >= 130 and counts["rejected"] >= 300, counts
     assert counts["scoped"] >= 20 and counts["extra"] >= 30, counts
+    assert counts["some formats"] >= 5, counts  # a format that cannot say a setting: exit 3
+    assert counts["shapes"] >= 20, counts  # VLANs, bonds, bridges get through
 
 
 # --- the real readers, on a sample of the payloads that pass --------------------------------
@@ -589,7 +647,7 @@ def samples() -> list[Rendered]:
     found: list[Rendered] = []
     while len(found) < CONSUMER_SAMPLES:
         r = _check(_example(rng))
-        if r is not None and r.config.interfaces:
+        if r is not None and r.config.interfaces and not r.rejected:
             found.append(r)
     return found
 
@@ -642,7 +700,8 @@ def _shared_default(config: HostConfig) -> bool:
     seen: set[tuple[int, Optional[int]]] = set()
     for i in config.interfaces:
         mine: set[tuple[int, Optional[int]]] = {
-            (gw.version, None) for gw in (i.gateway, i.gateway6) if gw is not None}
+            (gw.version, i.metric4 if gw.version == 4 else i.metric6)
+            for gw in (i.gateway, i.gateway6) if gw is not None}
         mine |= {(r.version, r.metric) for r in i.routes if r.destination.prefixlen == 0}
         if seen & mine:
             return True
@@ -683,6 +742,8 @@ def test_ifquery_parses_every_sample(tmp_path: Path, samples: list[Rendered]) ->
                 if name == "address":
                     words = [w.split("/")[0] for w in words]
                     canon = canon | {str(a.ip) for a in iface.addresses}
+                words = [w for w in words if not (PROC_SYSCTL.match(w) and PROC_SYSCTL.match(
+                    w).group("dev") in canon | {"$IFACE"})]  # type: ignore[union-attr]
                 assert set(words) <= canon | IFUPDOWN_CONST, (option, _describe(r))
 
 

@@ -11,6 +11,7 @@ A missing tool is a failure, not a skip: `tools/bootstrap` installs them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import re
@@ -56,9 +57,14 @@ def _write(plan: Plan, root: Path) -> dict[str, Path]:
 
 def _iface_file(plan: Plan, iface: Interface, prefix: str) -> bytes:
     """The file of `iface`: named after its label (networkd, NM) or its name (ifcfg, ifupdown)."""
-    matches = [f.content for f in plan.files if os.path.basename(f.path).startswith(prefix)
-               and (iface.label in os.path.basename(f.path)
-                    or iface.name in os.path.basename(f.path))]
+    def stem(path: str) -> str:
+        name = os.path.basename(path)
+        for ext in (".network", ".nmconnection"):
+            name = name[:-len(ext)] if name.endswith(ext) else name
+        return name
+
+    matches = [f.content for f in plan.files if stem(f.path) in (prefix + iface.label,
+                                                                 prefix + iface.name)]
     assert len(matches) == 1, (prefix, iface.name, plan.paths())
     return matches[0]
 
@@ -88,8 +94,12 @@ def _gateways(iface: Interface) -> list[IPAddress]:
 Route = tuple[str, Optional[str], bool, Optional[int]]  # destination, gateway, on-link, metric
 
 
+def _metric(iface: Interface, version: int) -> Optional[int]:
+    return iface.metric4 if version == 4 else iface.metric6
+
+
 def _expected_routes(iface: Interface) -> set[Route]:
-    routes: set[Route] = {(_default(gw), str(gw), _offlink(gw, iface), None)
+    routes: set[Route] = {(_default(gw), str(gw), _offlink(gw, iface), _metric(iface, gw.version))
                           for gw in _gateways(iface)}
     for r in iface.routes:
         routes.add((str(r.destination), None if r.gateway is None else str(r.gateway),
@@ -127,12 +137,32 @@ class NetworkSummary:
     routes: frozenset[Route]
     dns: tuple[str, ...]
     domains: tuple[str, ...]
+    # issue 14: IPv6 and what DHCP brings
+    dhcp6: bool = False
+    accept_ra: Optional[bool] = None  # None: networkd's default
+    link_local: bool = True
+    dhcp_use_gateway: bool = True
+    dhcp_route_metric: Optional[int] = None
+    dhcp_use_dns: bool = True
+    # issue 14: VLANs, bonds, bridges
+    master: Optional[tuple[str, str]] = None  # ("Bond" or "Bridge", its name)
+    vlans: frozenset[str] = frozenset()
+
+
+def _bool(value: str) -> bool:
+    assert value in ("yes", "no", "true", "false", "1", "0"), value
+    return value in ("yes", "true", "1")
 
 
 def _summarize(sections: Sections) -> NetworkSummary:
     match: dict[str, str] = {}
     mtu = None
-    dhcp4 = False
+    dhcp4 = dhcp6 = False
+    accept_ra: Optional[bool] = None
+    link_local = True
+    dynamic: dict[str, set[str]] = {}
+    master: Optional[tuple[str, str]] = None
+    vlans: set[str] = set()
     addresses: set[str] = set()
     routes: set[Route] = set()
     dns: list[str] = []
@@ -147,6 +177,16 @@ def _summarize(sections: Sections) -> NetworkSummary:
             for key, value in items:
                 if key == "DHCP":
                     dhcp4 = value in ("ipv4", "yes", "true")
+                    dhcp6 = value in ("ipv6", "yes", "true")
+                elif key == "IPv6AcceptRA":
+                    accept_ra = _bool(value)
+                elif key in ("Bond", "Bridge"):
+                    master = (key, value)
+                elif key == "VLAN":
+                    vlans.add(value)
+                elif key == "LinkLocalAddressing":
+                    assert value in ("no", "ipv6"), value  # ipv6 is the default
+                    link_local = value == "ipv6"
                 elif key == "Address":
                     addresses.add(str(ipaddress.ip_interface(value)))
                 elif key == "Gateway":
@@ -156,6 +196,11 @@ def _summarize(sections: Sections) -> NetworkSummary:
                     dns.append(value)
                 elif key == "Domains":
                     domains.extend(value.split())
+        elif name in ("DHCP", "DHCPv4", "DHCPv6"):  # [DHCP]: netplan's, for both
+            for key, value in items:
+                dynamic.setdefault(key, set()).add(value)
+        elif name == "IPv6AcceptRA":
+            pytest.fail("RA settings only where netplan cannot follow: not in these cases")
         elif name == "Route":
             via = ipaddress.ip_address(d["Gateway"]) if d.get("Gateway") else None
             dest = d.get("Destination") or (_default(via) if via else "")
@@ -165,9 +210,15 @@ def _summarize(sections: Sections) -> NetworkSummary:
     mac = match.get("PermanentMACAddress") or match.get("MACAddress")
     if "MACAddress" in match and "PermanentMACAddress" in match:
         assert match["MACAddress"] == match["PermanentMACAddress"]
+    for key, values in dynamic.items():
+        assert len(values) == 1, (key, values)  # DHCPv4 and DHCPv6 agree
+    dyn = {k: v.pop() for k, v in dynamic.items()}
     return NetworkSummary(
         ("mac", mac) if mac else ("name", match["Name"]), mtu, dhcp4, frozenset(addresses),
-        frozenset(routes), tuple(dns), tuple(domains),
+        frozenset(routes), tuple(dns), tuple(domains), dhcp6, accept_ra, link_local,
+        _bool(dyn.get("UseGateway", "yes")),
+        int(dyn["RouteMetric"]) if "RouteMetric" in dyn else None,
+        _bool(dyn.get("UseDNS", "yes")), master, frozenset(vlans),
     )
 
 
@@ -177,7 +228,12 @@ def _expected_summary(config: HostConfig, iface: Interface) -> NetworkSummary:
         ("mac", iface.mac) if iface.mac else ("name", iface.name), iface.mtu, iface.dhcp,
         frozenset(str(a) for a in iface.addresses), frozenset(_expected_routes(iface)),
         tuple(str(s) for s in config.dns) if dns else (),
-        config.search if dns else (),
+        config.search if dns else (), iface.dhcp6, iface.ipv6_autoconf,
+        not iface.ipv6_disabled and not iface.master, iface.defroute or not iface.dhcp,
+        (iface.metric4 if iface.dhcp else iface.metric6) if iface.dhcp or iface.dhcp6 else None,
+        iface.peerdns or not (iface.dhcp or iface.dhcp6),
+        None if iface.master is None else (str(iface.master_kind).capitalize(), iface.master),
+        frozenset(v.name for v in iface.vlans(config)),
     )
 
 
@@ -191,12 +247,56 @@ def _networkd_keys() -> set[str]:
     return {m.decode() for m in re.findall(pattern, data)}
 
 
+def _netdev(sections: Sections) -> dict[str, str]:
+    """A .netdev as Section.Key -> value (MIIMonitorSec in ms, booleans as yes/no)."""
+    out = {}
+    for section, items in sections:
+        for key, value in items:
+            if value in ("true", "false"):
+                value = "yes" if value == "true" else "no"
+            out[f"{section}.{key}"] = value.removesuffix("ms") if key.endswith("Sec") and \
+                section == "Bond" else value
+    return out
+
+
+def _expected_netdev(iface: Interface) -> dict[str, str]:
+    want = {"NetDev.Name": iface.name, "NetDev.Kind": iface.kind}
+    if iface.mtu:
+        want["NetDev.MTUBytes"] = str(iface.mtu)
+    if iface.kind == "vlan":
+        want["VLAN.Id"] = str(iface.vlan_id)
+    elif iface.kind == "bond":
+        opts = dict(iface.bond_options)
+        want["Bond.Mode"] = opts["mode"]
+        for name, key in (("miimon", "MIIMonitorSec"), ("updelay", "UpDelaySec"),
+                          ("downdelay", "DownDelaySec"), ("lacp_rate", "LACPTransmitRate"),
+                          ("xmit_hash_policy", "TransmitHashPolicy"), ("min_links", "MinLinks")):
+            if name in opts:
+                want[f"Bond.{key}"] = opts[name]
+    elif iface.kind == "bridge":
+        want["Bridge.STP"] = "yes" if iface.stp else "no"
+        if iface.forward_delay is not None:
+            want["Bridge.ForwardDelaySec"] = str(iface.forward_delay)
+    return want
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_networkd_files_use_known_keys_and_say_what_the_model_says(case: Case) -> None:
     known = _networkd_keys()
     assert {"Network.Address", "Match.MACAddress", "Route.GatewayOnLink"} <= known
     plan = _plan(case, Format.NETWORKD)
-    assert len(plan.files) == len(case.config.interfaces)
+    netdevs = {os.path.basename(f.path): f.content.decode() for f in plan.files
+               if f.path.endswith(".netdev")}
+    assert len(plan.files) - len(netdevs) == len(case.config.interfaces)
+    assert sorted(netdevs) == sorted(f"10-fwcfg-{i.name}.netdev" for i in case.config.interfaces
+                                     if i.virtual)
+    for name, text in netdevs.items():
+        sections = _parse_unit(text)
+        for section, items in sections:
+            for key, _ in items:
+                assert f"{section}.{key}" in known, f"networkd does not know {section}.{key}"
+        assert _netdev(sections) == _expected_netdev(
+            next(i for i in case.config.interfaces if f"10-fwcfg-{i.name}.netdev" == name))
     for iface in case.config.interfaces:
         sections = _parse_unit(_iface_file(plan, iface, "10-fwcfg-").decode())
         for section, items in sections:
@@ -219,9 +319,16 @@ def test_netplan_generate_accepts_the_file(case: Case, tmp_path: Path) -> None:
     for iface in case.config.interfaces:
         generated = out / f"10-netplan-{iface.label}.network"
         assert generated.is_file(), sorted(p.name for p in out.iterdir())
-        assert _summarize(_parse_unit(generated.read_text())) == _expected_summary(
-            case.config, iface)
+        want = _expected_summary(case.config, iface)
+        if (iface.dhcp or iface.dhcp6) and want.dhcp_route_metric is None:
+            want = dataclasses.replace(want, dhcp_route_metric=100)  # netplan's own default
+        assert _summarize(_parse_unit(generated.read_text())) == want
+        if iface.virtual:  # netplan's own .netdev says what ours says (it puts no MTU there)
+            netdev = _netdev(_parse_unit((out / f"10-netplan-{iface.label}.netdev").read_text()))
+            assert netdev == _expected_netdev(iface)
     assert len(list(out.glob("*.network"))) == len(case.config.interfaces)
+    assert len(list(out.glob("*.netdev"))) == len([i for i in case.config.interfaces
+                                                    if i.virtual])
 
 
 def _sh_words(line: str) -> str:
@@ -280,7 +387,7 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         auto, hotplug, query, ifup = r.stdout.split("==\n")
         assert [n for n in auto.split() if n != "lo"] == [phys]  # ifquery always adds lo
-        assert hotplug.split() == ([] if iface.mac else [iface.name])
+        assert hotplug.split() == ([] if iface.mac or iface.virtual else [iface.name])
         # the sh command lines (up, pre-up) as the words sh makes of them: values are quoted
         options = [_unquote_option(o) for o in query.splitlines()]
         for a in iface.addresses:
@@ -293,6 +400,21 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         if iface.mtu:
             assert (f"mtu: {iface.mtu}" in options or f"pre-up: ip link set dev {dev} mtu "
                     f"{iface.mtu}" in options)
+        # VLANs, bonds, bridges (issue 14): what the vlan, ifenslave and bridge-utils scripts read
+        if iface.master_kind == "bond":
+            assert f"bond-master: {iface.master}" in options, options
+        if iface.kind == "bond":
+            assert "bond-slaves: none" in options
+            for name, value in iface.bond_options:
+                assert f"bond-{name.replace('_', '-')}: {value}" in options, options
+        if iface.kind == "bridge":
+            ports = " ".join(m.name for m in iface.members(case.config)) or "none"
+            assert f"bridge_ports: {ports}" in options, options
+            assert f"bridge_stp: {'on' if iface.stp else 'off'}" in options
+        if iface.kind == "vlan":
+            assert f"vlan-raw-device: {iface.parent}" in options, options
+        if iface.master:
+            assert not [o for o in options if o.startswith(("address", "gateway", "dns-"))]
         dns = " ".join(str(s) for s in case.config.dns)
         assert (f"dns-nameservers: {dns}" in options) == bool(
             case.config.dns and _gets_dns(case.config, iface))
@@ -305,9 +427,12 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
             assert any(c.startswith(f"ip -6 addr add {a6} ") for c in commands), commands
         for gw in _gateways(iface):
             ip = "ip" if gw.version == 4 else "ip -6"
-            assert any(re.match(rf"{ip} route (add|replace) default via {gw} dev "
-                                rf"({re.escape(phys)}|{re.escape(dev)})( metric \d+)? onlink", c)
-                       for c in commands), commands
+            m = _metric(iface, gw.version)
+            metric = rf" metric {m}" if m is not None else ""
+            # ifupdown puts `metric` before `dev`, the up command after it
+            assert any(re.match(rf"{ip} route (add|replace) default via {gw}({metric})? dev "
+                                rf"({re.escape(phys)}|{re.escape(dev)})({metric})? onlink", c)
+                       and (not metric or metric in c) for c in commands), commands
         for rt in iface.routes:
             ip = "ip" if rt.version == 4 else "ip -6"
             want = f"{ip} route replace {rt.destination}"
@@ -322,7 +447,23 @@ def test_ifupdown_parses_the_stanzas(case: Case, tmp_path: Path) -> None:
         if iface.mtu:
             assert any(c.startswith(f"ip link set dev {d} mtu {iface.mtu}")
                        for c in commands for d in (phys, dev)), commands
-        assert any("dhclient" in c for c in commands) == iface.dhcp
+        assert any("dhclient" in c and "-6" not in c for c in commands) == iface.dhcp
+        assert any("dhclient" in c and "-6" in c for c in commands) == iface.dhcp6
+        # IPv6 autoconfiguration as the model says (issue 14): ifupdown's own sysctl calls, or
+        # the first stanza's pre-up writes where there is no inet6 stanza to carry them
+        sysctls: dict[str, int] = {}
+        if iface.ipv6_disabled:
+            sysctls["disable_ipv6"] = 1
+        elif iface.ipv6_autoconf is not None:
+            sysctls["accept_ra"] = sysctls["autoconf"] = int(iface.ipv6_autoconf)
+        if not iface.defroute6 and iface.accept_ra:
+            sysctls["accept_ra_defrtr"] = 0
+        for sysctl, setting in sysctls.items():
+            # (sysctl's dotted names write a dot in an interface name as '/')
+            assert (f"sysctl -q -e -w net.ipv6.conf.{phys.replace('.', '/')}.{sysctl}={setting}"
+                    in commands
+                    or any(c == f"echo {setting} > /proc/sys/net/ipv6/conf/{d}/{sysctl}"
+                           for c in commands for d in (phys, dev))), (sysctl, commands)
         assert "other0" not in ifup  # the other NIC is left alone
 
 
@@ -344,6 +485,10 @@ def _parse_keyfile(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def _uuid_of(plan: Plan, iface: Interface) -> str:
+    return _parse_keyfile(_iface_file(plan, iface, "fwcfg-").decode())["connection"]["uuid"]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
     nmcli = _need("nmcli")
@@ -362,6 +507,21 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
             for key, value in items.items():
                 assert theirs.get(section, {}).get(key) == value, (
                     f"NM read {section}.{key}={value} as {theirs.get(section, {}).get(key)}")
+        assert theirs["connection"]["type"] == iface.kind
+        if iface.kind == "vlan":
+            parent = next(i for i in case.config.interfaces if i.name == iface.parent)
+            assert theirs["vlan"]["id"] == str(iface.vlan_id)
+            assert theirs["vlan"]["parent"] == _uuid_of(plan, parent)
+        if iface.kind == "bond":
+            assert {k: v for k, v in theirs["bond"].items()} == dict(iface.bond_options)
+        if iface.kind == "bridge":
+            assert theirs["bridge"]["stp"] == ("true" if iface.stp else "false")
+        if iface.master:
+            master = next(i for i in case.config.interfaces if i.name == iface.master)
+            assert theirs["connection"]["master"] == _uuid_of(plan, master)
+            assert theirs["connection"]["slave-type"] == iface.master_kind
+            assert "ipv4" not in theirs and "ipv6" not in theirs
+            continue
         # Read back: the addresses and the match are NM's now.
         for family, addrs in (("ipv4", iface.ipv4), ("ipv6", iface.ipv6)):
             read = {v.split(",")[0] for k, v in theirs[family].items()
@@ -374,6 +534,22 @@ def test_networkmanager_accepts_the_keyfiles(case: Case) -> None:
             assert theirs["connection"]["interface-name"] == iface.name
         assert theirs["ipv4"]["method"] == (
             "auto" if iface.dhcp else "manual" if iface.ipv4 else "disabled")
+        # IPv6 as the model says (issue 14): manual and link-local take no RAs
+        if iface.ipv6_disabled:
+            method6 = "disabled"
+        elif not iface.ipv6_init:
+            method6 = "link-local"
+        elif iface.ipv6_autoconf is not False:
+            method6 = "auto"
+        else:
+            method6 = "dhcp" if iface.dhcp6 else "manual" if iface.ipv6 else "link-local"
+        assert theirs["ipv6"]["method"] == method6
+        for family, metric in (("ipv4", iface.metric4), ("ipv6", iface.metric6)):
+            if metric is not None and theirs[family]["method"] in ("auto", "dhcp", "manual"):
+                assert theirs[family]["route-metric"] == str(metric)
+            defroute = iface.defroute if family == "ipv4" else iface.defroute6
+            if not defroute and theirs[family]["method"] in ("auto", "dhcp", "manual"):
+                assert theirs[family]["never-default"] == "true"
 
 
 # ifcfg: sourced by bash. The script records which variables the file set and their values,
@@ -403,9 +579,45 @@ def _source(path: Path, cwd: Path) -> dict[str, str]:
 
 
 def _expected_ifcfg(config: HostConfig, iface: Interface) -> dict[str, str]:
-    want = {"DEVICE": iface.name, "TYPE": "Ethernet", "NAME": f"fwcfg-{iface.name}",
-            "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes", "IPV6INIT": "yes",
-            "IPV6_AUTOCONF": "no" if iface.ipv6 else "yes"}
+    want = {"DEVICE": iface.name, "TYPE": iface.kind.capitalize(),
+            "NAME": f"fwcfg-{iface.name}", "BOOTPROTO": iface.bootproto.value, "ONBOOT": "yes"}
+    if iface.mac:
+        want["HWADDR"] = iface.mac
+    if iface.kind == "vlan":
+        want.update(VLAN="yes", PHYSDEV=str(iface.parent), VLAN_ID=str(iface.vlan_id))
+    elif iface.kind == "bond":
+        want.update(BONDING_MASTER="yes",
+                    BONDING_OPTS=" ".join(f"{k}={v}" for k, v in iface.bond_options))
+    elif iface.kind == "bridge":
+        want["STP"] = "on" if iface.stp else "off"
+        if iface.forward_delay is not None:
+            want["DELAY"] = str(iface.forward_delay)
+    if iface.master:
+        if iface.master_kind == "bond":
+            want.update(MASTER=iface.master, SLAVE="yes")
+        else:
+            want["BRIDGE"] = iface.master
+        if iface.mtu:
+            want["MTU"] = str(iface.mtu)
+        return want
+    if iface.ipv6_disabled or not iface.ipv6_init:
+        want["IPV6INIT"] = "no"
+        if iface.ipv6_disabled:
+            want["IPV6_DISABLED"] = "yes"
+    else:
+        want["IPV6INIT"] = "yes"
+        want["IPV6_AUTOCONF"] = "no" if iface.ipv6_autoconf is False else "yes"
+        if iface.dhcp6:
+            want["DHCPV6C"] = "yes"
+    if not iface.defroute:
+        want.update(DEFROUTE="no")
+    if not iface.defroute6:
+        want.update(IPV6_DEFROUTE="no")
+    if not iface.peerdns:
+        want.update(PEERDNS="no", IPV6_PEERDNS="no")
+    for key, metric in (("IPV4_ROUTE_METRIC", iface.metric4), ("IPV6_ROUTE_METRIC", iface.metric6)):
+        if metric is not None:
+            want[key] = str(metric)
     if iface.mac:
         want["HWADDR"] = iface.mac
     for i, a in enumerate(iface.ipv4):

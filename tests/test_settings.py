@@ -135,7 +135,7 @@ def test_dhcp_needs_no_address() -> None:
         ("IPV6ADDR=2001:db8::5\nIPV6ADDR_SECONDARIES='::ffff:a00:5/96'\n", 2,
          "IPV6ADDR_SECONDARIES", "IPv4-mapped"),
         ("DOMAIN=exa_mple.com\n", 1, "DOMAIN", "RFC 1123"),
-        ("DEVICE=ens3\nTYPE=Bridge\nIPADDR=10.0.0.5\n", 2, "TYPE", "only Ethernet"),
+        ("DEVICE=ens3\nTYPE=Team\nIPADDR=10.0.0.5\n", 2, "TYPE", "one of Ethernet, Vlan"),
     ],
 )
 def test_invalid_values_name_entry_line_key(text: str, line: int, key: str, reason: str) -> None:

@@ -44,7 +44,11 @@ def render(
     config: HostConfig, formats: Sequence[Format], facts: Facts, templates: Renderer
 ) -> Plan:
     """Each format's files, as formats.SPECS lists them. An empty rendering of a per-interface
-    file (no routes) means "no such file"."""
+    file (no routes) means "no such file". A setting a format cannot express is a PayloadError
+    (expressible.py), raised before anything is rendered."""
+    from .expressible import check
+
+    check(config, formats)
     files: list[PlannedFile] = []
     for fmt in formats:
         spec = SPECS[fmt]
