@@ -113,9 +113,9 @@ def check_configured(r: BootResult, variant: str) -> None:
     assert links[BRIDGE_PORT].get("master") == "br0", (variant, links[BRIDGE_PORT])
     # DELAY=0: the port forwards at once. (NetworkManager applies a forward delay only with STP
     # on, which is also the only case where the kernel's bridge uses it.)
-    port = info[BRIDGE_PORT]
-    assert port.get("info_slave_kind") == "bridge", (variant, port)
-    assert port.get("info_slave_data", {}).get("state") == "forwarding", (variant, port)
+    member = info[BRIDGE_PORT]
+    assert member.get("info_slave_kind") == "bridge", (variant, member)
+    assert member.get("info_slave_data", {}).get("state") == "forwarding", (variant, member)
     if variant != "networkmanager":
         assert bridge.get("forward_delay") == 0, (variant, bridge)
     bonding = r.text("bonding.txt")
