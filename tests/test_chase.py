@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwcfg_agent.rootfs import chase, forget_paths
+from fwcfg_agent.rootfs import chase, forget_paths, read_bytes, read_in_root
 
 from .forked import in_child
 
@@ -110,3 +110,29 @@ def test_the_final_component_is_not_followed_when_asked(tmp_path: Path) -> None:
     assert chase(str(root), "etc/net", follow_last=False) == str(root / "etc/net")
     assert chase(str(root), "etc/net") == str(root / "etc/systemd/network")
     assert chase(str(root), "abs/../c", follow_last=False) == str(root / "a/c")
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from((*NAMES, "hostname", "hn", "hn-up")), min_size=1,
+                max_size=5).map("/".join))
+def test_reading_in_the_root_reads_what_chase_names(tmp_path: Path, rel: str) -> None:
+    """read_in_root opens the final component without following it, and resolves only a link:
+    it reads the same bytes as reading the chased path (or fails the same way: a loop), links
+    of every kind included (an absolute or climbing link never reads the host's files)."""
+    root = tmp_path / "root"
+    if not root.exists():
+        _tree(root)
+        (root / "etc/hostname").write_text("inside\n")
+        (root / "etc/hn").symlink_to("/a/b/root/etc/hostname")
+        (root / "a/b/hn-up").symlink_to("../../../../../etc/hostname")
+    forget_paths()
+    try:
+        got: object = read_in_root(str(root), rel)
+    except OSError as e:
+        got = e.errno
+    try:
+        want: object = read_bytes(chase(str(root), rel))
+    except OSError as e:
+        want = e.errno
+    assert got == want
