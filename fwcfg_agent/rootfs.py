@@ -161,7 +161,7 @@ def read_bytes(path: str) -> Optional[bytes]:
 def _read_all(fd: int) -> Optional[bytes]:
     """What is left to read from fd, which is closed; None when it cannot be read."""
     try:
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
