@@ -56,7 +56,8 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
         return "/" + rel
     head, _, last = rel.rpartition("/")
     done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
-    return os.path.join(root, *done) if done else root
+    return "/".join((root, *done)) if done else root  # (os.path.join, in C: no component is
+    # empty or absolute)
 
 
 def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
@@ -184,7 +185,7 @@ def read_in_root(root: str, rel: str) -> Optional[bytes]:
     if last in ("", ".", ".."):
         return read_bytes(chase(root, rel))
     try:
-        fd = os.open(os.path.join(root, *_resolved_dir(root, head), last),
+        fd = os.open("/".join((root, *_resolved_dir(root, head), last)),
                      os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
