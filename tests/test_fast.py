@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fwcfg_agent import fast
+from fwcfg_agent import fast, runinfo
 from fwcfg_agent import snapshot as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
 
 HEAVY = ("jinja2", "pyudev", "systemd", "argparse", "json", "fwcfg_agent.model",
-         "fwcfg_agent.render", "ipaddress", "re")
+         "fwcfg_agent.render", "ipaddress", "re", "_json")
 PROBE = """
 import sys
 from fwcfg_agent.cli import main
@@ -246,6 +248,17 @@ def test_serialize_round_trip() -> None:
 def _rename(root: Path, old: str, new: str) -> None:
     net = root / "sys/class/net"
     (net / old).rename(net / new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12))
+def test_the_journal_line_is_what_json_writes(value: object) -> None:
+    """The fast path writes its journal record without json (nor its C half): byte for byte
+    what json.dumps writes, whatever the text (controls, non-ASCII, beyond U+FFFF, lone
+    surrogates)."""
+    assert runinfo.dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def test_a_nic_renamed_by_udev_is_the_same_nic(applied: Path) -> None:
