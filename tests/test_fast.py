@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 from hypothesis import given, settings
@@ -243,6 +243,31 @@ def test_serialize_round_trip() -> None:
     assert snap.parse(snap.serialize(items)[:-3]) is None
     # a forged snapshot naming paths outside the root is no snapshot at all
     assert snap.parse(snap.serialize([("f", "../../etc/shadow", b"x")])) is None
+
+
+_RELS = st.lists(st.sampled_from(("etc", "a b", "..", ".", "x\udcff", "\u00e9", "")),
+                 min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("fdemnvh"), _RELS, st.none() | st.binary(max_size=20)),
+                max_size=6), st.data())
+def test_a_snapshot_parses_back_or_not_at_all(items: list[tuple[str, str, Optional[bytes]]],
+                                               data: st.DataObject) -> None:
+    """Any record round-trips unless it names a path outside the root; any damage (a cut, a
+    changed byte) gives a record that serializes to those very bytes, or none: never an
+    error, never a path outside the root."""
+    blob = snap.serialize(items)
+    outside = any(rel.startswith("/") or ".." in rel.split("/") for _, rel, _ in items)
+    assert snap.parse(blob) == (None if outside else items)
+    cut = data.draw(st.integers(0, len(blob)))
+    at = data.draw(st.integers(0, max(len(blob) - 1, 0)))
+    for damaged in (blob[:cut], blob[:at] + bytes([blob[at] ^ 0x20]) + blob[at + 1:] if blob
+                    else blob):
+        got = snap.parse(damaged)
+        if got is not None:
+            assert snap.serialize(got) == damaged
+            assert not any(rel.startswith("/") or ".." in rel.split("/") for _, rel, _ in got)
 
 
 def _rename(root: Path, old: str, new: str) -> None:
