@@ -55,6 +55,8 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     if root == "/":
         return "/" + rel
     head, _, last = rel.rpartition("/")
+    if not follow_last and last not in ("", ".", ".."):  # (what _walk would do, without it)
+        return "/".join((root, *_resolved_dir(root, head), last))
     done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
     return "/".join((root, *done)) if done else root  # (os.path.join, in C: no component is
     # empty or absolute)
@@ -224,7 +226,11 @@ def evaluate(root: str, kind: str, rel: str, extra: Optional[Callable[[str, str]
     if kind == "d":
         return listing(chase(root, rel))
     if kind == "e":
-        return b"1" if os.path.lexists(chase(root, rel, follow_last=False)) else b"0"
+        try:
+            os.lstat(chase(root, rel, follow_last=False))
+        except (OSError, ValueError):  # (os.path.lexists, without its Python frame)
+            return b"0"
+        return b"1"
     if kind == "m":
         return lstat_text(chase(root, rel, follow_last=False))
     if kind == "h":

@@ -62,7 +62,7 @@ def parse(blob: bytes) -> Optional[list[Item]]:
                 data = blob[pos:stop]
                 pos = stop + 1
             rel = rel_bytes.decode("utf-8", "surrogateescape")
-            if rel[:1] == "/" or "/../" in f"/{rel}/":
+            if rel[:1] == "/" or "/../" in f"/{rel}/" or "\0" in rel:
                 return None  # not a path this agent records: a damaged or forged snapshot
             items.append((kind.decode("ascii"), rel, data))
     except ValueError:  # (UnicodeDecodeError is one)

@@ -243,9 +243,10 @@ def test_serialize_round_trip() -> None:
     assert snap.parse(snap.serialize(items)[:-3]) is None
     # a forged snapshot naming paths outside the root is no snapshot at all
     assert snap.parse(snap.serialize([("f", "../../etc/shadow", b"x")])) is None
+    assert snap.parse(snap.serialize([("e", "etc/a\0b", b"1")])) is None  # no path has a NUL
 
 
-_RELS = st.lists(st.sampled_from(("etc", "a b", "..", ".", "x\udcff", "\u00e9", "")),
+_RELS = st.lists(st.sampled_from(("etc", "a b", "..", ".", "x\udcff", "\u00e9", "", "\0")),
                  min_size=1, max_size=4).map("/".join)
 
 
@@ -258,7 +259,8 @@ def test_a_snapshot_parses_back_or_not_at_all(items: list[tuple[str, str, Option
     changed byte) gives a record that serializes to those very bytes, or none: never an
     error, never a path outside the root."""
     blob = snap.serialize(items)
-    outside = any(rel.startswith("/") or ".." in rel.split("/") for _, rel, _ in items)
+    outside = any(rel.startswith("/") or ".." in rel.split("/") or "\0" in rel
+                  for _, rel, _ in items)
     assert snap.parse(blob) == (None if outside else items)
     cut = data.draw(st.integers(0, len(blob)))
     at = data.draw(st.integers(0, max(len(blob) - 1, 0)))
