@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -116,6 +116,37 @@ def install(python: str, work: Path) -> tuple[list[str], list[str]]:
             [str(venv / "bin/python"), str(venv / "bin/fwcfg-agent")])
 
 
+Case = tuple[Path, Optional[Callable[[], None]], int]
+
+
+def make_cases(work: Path, launcher: list[str]) -> dict[str, Case]:
+    """The cases' roots under WORK, each a (root, setup to run before every run or None,
+    expected exit code); the later-boot roots have had their first run with LAUNCHER."""
+    template = make_root(work / "template", PAYLOAD)
+    steady = work / "steady"
+    shutil.copytree(template, steady, symlinks=True)
+    subprocess.run([*launcher, "apply", "--root", str(steady)], check=True, capture_output=True)
+    nodev = make_root(work / "nodev", None)
+    # an image booted without a payload: only QEMU's and other tools' entries; a later boot
+    noent = make_root(work / "noent", NO_ENTRIES)
+    subprocess.run([*launcher, "apply", "--root", str(noent)], check=True, capture_output=True)
+    invalid = make_root(work / "invalid", {**PAYLOAD, "opt/org.example/net1":
+                                           b"HWADDR=52:54:00:12:34:57\nMTU=12\n"})
+    fresh = work / "fresh"
+
+    def first_boot_setup() -> None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        shutil.copytree(template, fresh, symlinks=True)
+
+    return {
+        "first-boot": (fresh, first_boot_setup, 0),
+        "steady-state": (steady, None, 0),
+        "no-device": (nodev, None, 0),
+        "no-entries": (noent, None, 0),
+        "invalid": (invalid, None, 3),
+    }
+
+
 def run_once(argv: list[str]) -> tuple[float, int, int, float]:
     """Wall time, exit code, peak RSS (KiB) and CPU time (user + system) of one process."""
     start = time.perf_counter()
@@ -158,31 +189,7 @@ def main() -> int:
         flags = launcher[1:-1]
         base_argv = {"launcher": [launcher[0], *flags, "-c", "pass"],
                      "pip": [pip_ep[0], "-c", "pass"]}
-        template = make_root(work / "template", PAYLOAD)
-        steady = work / "steady"
-        shutil.copytree(template, steady, symlinks=True)
-        subprocess.run([*launcher, "apply", "--root", str(steady)], check=True,
-                       capture_output=True)
-        nodev = make_root(work / "nodev", None)
-        # an image booted without a payload: only QEMU's and other tools' entries; a later boot
-        noent = make_root(work / "noent", NO_ENTRIES)
-        subprocess.run([*launcher, "apply", "--root", str(noent)], check=True,
-                       capture_output=True)
-        invalid = make_root(work / "invalid", {**PAYLOAD, "opt/org.example/net1":
-                                               b"HWADDR=52:54:00:12:34:57\nMTU=12\n"})
-        fresh = work / "fresh"
-
-        def first_boot_setup() -> None:
-            shutil.rmtree(fresh, ignore_errors=True)
-            shutil.copytree(template, fresh, symlinks=True)
-
-        cases: dict[str, tuple[Path, Callable[[], None] | None, int]] = {
-            "first-boot": (fresh, first_boot_setup, 0),
-            "steady-state": (steady, None, 0),
-            "no-device": (nodev, None, 0),
-            "no-entries": (noent, None, 0),
-            "invalid": (invalid, None, 3),
-        }
+        cases = make_cases(work, launcher)
         results: dict[str, Any] = {"python": subprocess.run(
             [launcher[0], "--version"], capture_output=True, text=True).stdout.strip(),
             "runs": args.runs, "entry_points": {}}

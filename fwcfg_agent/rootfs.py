@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     Item = tuple[str, str, Optional[bytes]]
 
 MAX_LINKS = 40
-ELOOP = 40
+ENOENT, ENOTDIR, ELOOP = 2, 20, 40
 
 
 # The resolved components of each directory chased in this run: (root, rel dir) -> components.
@@ -55,8 +55,11 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     if root == "/":
         return "/" + rel
     head, _, last = rel.rpartition("/")
+    if not follow_last and last not in ("", ".", ".."):  # (what _walk would do, without it)
+        return "/".join((root, *_resolved_dir(root, head), last))
     done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
-    return os.path.join(root, *done) if done else root
+    return "/".join((root, *done)) if done else root  # (os.path.join, in C: no component is
+    # empty or absolute)
 
 
 def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
@@ -84,22 +87,29 @@ def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
 
 def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[str]:
     """Resolve `path` (components separated by "/") one component at a time below the
-    resolved components `done`."""
+    resolved components `done`. Below a component that does not exist (or is not a directory)
+    nothing exists either: the rest is taken as it is, without asking the kernel, until a `..`
+    climbs back above it."""
     todo = [p for p in reversed(path.split("/")) if p and p != "."]
     links = 0
+    gone = -1  # the index in `done` of a component that does not exist; -1: none
     while todo:
         part = todo.pop()
         if part == "..":
             if done:
                 done.pop()
+            if len(done) <= gone:
+                gone = -1
             continue
-        if not todo and not follow_last:
+        if gone >= 0 or (not todo and not follow_last):
             done.append(part)
-            break
+            continue
         here = "/".join((root, *done, part))  # (never the root "/": chase returns at once)
         try:
             target = os.readlink(here)
-        except OSError:  # not a link, or not there (nor anything below it)
+        except OSError as e:  # not a link, or not there (nor anything below it)
+            if e.errno in (ENOENT, ENOTDIR):
+                gone = len(done)
             done.append(part)
             continue
         links += 1
@@ -107,6 +117,7 @@ def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[s
             raise OSError(ELOOP, "too many levels of symbolic links", here)
         if target.startswith("/"):
             done = []
+            gone = -1
         todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
     return done
 
@@ -141,18 +152,46 @@ def guest_path(root: str, host_path: str) -> str:
 
 
 def read_bytes(path: str) -> Optional[bytes]:
-    """The whole file, or None when it is missing or cannot be read as a file."""
+    """The whole file, or None when it is missing or cannot be read as a file. (os.open and
+    os.read: no file object, and no fstat, for the many small files a run reads.)"""
     try:
-        with open(path, "rb", buffering=0) as f:
-            chunks = []
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            return b"".join(chunks)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    return _read_all(fd)
+
+
+def _read_all(fd: int) -> Optional[bytes]:
+    """What is left to read from fd, which is closed; None when it cannot be read."""
+    try:
+        chunks: list[bytes] = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except OSError:  # a directory (EISDIR), an I/O error
+        return None
+    finally:
+        os.close(fd)
+
+
+def read_in_root(root: str, rel: str) -> Optional[bytes]:
+    """read_bytes(chase(root, rel)), with a system call fewer for a file that is not a link:
+    the final component is opened without following a link, and only a link is then resolved
+    inside the root, as chase does."""
+    rel = rel.lstrip("/")
+    if root == "/":
+        return read_bytes("/" + rel)
+    head, _, last = rel.rpartition("/")
+    if last in ("", ".", ".."):
+        return read_bytes(chase(root, rel))
+    try:
+        fd = os.open("/".join((root, *_resolved_dir(root, head), last)),
+                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as e:
+        return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
+    return _read_all(fd)
 
 
 def listing(path: str) -> Optional[bytes]:
@@ -183,11 +222,15 @@ def evaluate(root: str, kind: str, rel: str, extra: Optional[Callable[[str, str]
              = None) -> Optional[bytes]:
     """An item's value now."""
     if kind == "f":
-        return read_bytes(chase(root, rel))
+        return read_in_root(root, rel)
     if kind == "d":
         return listing(chase(root, rel))
     if kind == "e":
-        return b"1" if os.path.lexists(chase(root, rel, follow_last=False)) else b"0"
+        try:
+            os.lstat(chase(root, rel, follow_last=False))
+        except (OSError, ValueError):  # (os.path.lexists, without its Python frame)
+            return b"0"
+        return b"1"
     if kind == "m":
         return lstat_text(chase(root, rel, follow_last=False))
     if kind == "h":

@@ -1,7 +1,8 @@
 """A run's identity and its journal line: run id, time, boot id, and the JSON encoding of the
 record, the same for the fast path and the full path.
 
-Only builtin modules are imported here: the fast path uses this module (json would load re).
+Only builtin modules are imported here: the fast path uses this module (json would load re,
+and even its C half _json is a shared library to load).
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ import time
 
 from . import __version__
 from .rootfs import chase, makedirs, read_bytes
-
-try:  # the C half of json: json.dumps's string encoding without loading json (and re)
-    from _json import encode_basestring_ascii as _json_str
-except ImportError:  # pragma: no cover - CPython always has it
-    from json import dumps as _json_str
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,6 +44,30 @@ def record(root: str, command: str, outcome: str, run: str = "", **fields: Any) 
 
 STATE_DIR = "var/lib/fwcfg-agent"
 JOURNAL = STATE_DIR + "/journal.jsonl"
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
+            "\f": "\\f"}
+
+
+def _json_str(text: str) -> str:
+    """A JSON string, as json.dumps (ensure_ascii) writes it: short escapes where JSON has them,
+    \\uXXXX for every other control or non-ASCII character (a surrogate pair beyond U+FFFF)."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # the run's ids, times and names: nothing to escape
+    out = []
+    for c in text:
+        n = ord(c)
+        if " " <= c <= "~" and c not in '"\\':
+            out.append(c)
+        elif c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif n > 0xFFFF:
+            n -= 0x10000
+            out.append(f"\\u{0xD800 | (n >> 10):04x}\\u{0xDC00 | (n & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{n:04x}")
+    return '"' + "".join(out) + '"'
 
 
 class RawJSON(str):

@@ -49,19 +49,23 @@ def parse(blob: bytes) -> Optional[list[Item]]:
     try:
         while pos < end:
             nl = blob.index(b"\n", pos)
-            kind, size_text, rel = blob[pos:nl].decode("utf-8", "surrogateescape").split(" ", 2)
+            kind, size_text, rel_bytes = blob[pos:nl].split(b" ", 2)
+            if not (size_text.isdigit() or size_text == b"-1"):
+                return None  # (int() would take " 5" or "+5": only what serialize writes)
             size = int(size_text)
             pos = nl + 1
             data: Optional[bytes] = None
             if size >= 0:
-                data = blob[pos:pos + size]
-                if len(data) != size or blob[pos + size:pos + size + 1] != b"\n":
+                stop = pos + size
+                if blob[stop:stop + 1] != b"\n":  # (also a snapshot cut short)
                     return None
-                pos += size + 1
-            if rel.startswith("/") or ".." in rel.split("/"):
+                data = blob[pos:stop]
+                pos = stop + 1
+            rel = rel_bytes.decode("utf-8", "surrogateescape")
+            if rel[:1] == "/" or "/../" in f"/{rel}/" or "\0" in rel:
                 return None  # not a path this agent records: a damaged or forged snapshot
-            items.append((kind, rel, data))
-    except ValueError:
+            items.append((kind.decode("ascii"), rel, data))
+    except ValueError:  # (UnicodeDecodeError is one)
         return None
     return items
 

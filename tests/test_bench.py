@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from .conftest import REPO
 
@@ -32,3 +35,21 @@ def test_boot_cost_benchmark_reports_every_case(tmp_path: Path) -> None:
         imports = doc["entry_points"]["launcher"]["cases"][case]["importtime_us"]
         assert not any("jinja2" in name or "commands" in name for _, name in imports), case
     assert "first-boot" in proc.stdout and "ratio" in proc.stdout
+
+
+def test_instruction_counts_report_a_case(tmp_path: Path) -> None:
+    """bench/instructions.py counts instructions, syscalls and modules against the baseline."""
+    if shutil.which("valgrind") is None or shutil.which("strace") is None:
+        pytest.skip("valgrind or strace is not installed")
+    out = tmp_path / "counts.json"
+    proc = subprocess.run([sys.executable, str(REPO / "bench/instructions.py"), "--python",
+                           "/usr/bin/python3", "--case", "no-device", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())["cases"]
+    assert set(rows) == {"baseline", "no-device"}
+    for row in rows.values():
+        assert row["instructions"] > 0 and row["syscalls"] > 0 and row["modules"] > 0
+    # the agent imports more than the bare interpreter, and says so
+    assert rows["no-device"]["modules"] > rows["baseline"]["modules"]
+    assert "no-device" in proc.stdout

@@ -6,18 +6,20 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fwcfg_agent import fast
+from fwcfg_agent import fast, runinfo
 from fwcfg_agent import snapshot as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
 
 HEAVY = ("jinja2", "pyudev", "systemd", "argparse", "json", "fwcfg_agent.model",
-         "fwcfg_agent.render", "ipaddress", "re")
+         "fwcfg_agent.render", "ipaddress", "re", "_json")
 PROBE = """
 import sys
 from fwcfg_agent.cli import main
@@ -241,11 +243,49 @@ def test_serialize_round_trip() -> None:
     assert snap.parse(snap.serialize(items)[:-3]) is None
     # a forged snapshot naming paths outside the root is no snapshot at all
     assert snap.parse(snap.serialize([("f", "../../etc/shadow", b"x")])) is None
+    assert snap.parse(snap.serialize([("e", "etc/a\0b", b"1")])) is None  # no path has a NUL
+
+
+_RELS = st.lists(st.sampled_from(("etc", "a b", "..", ".", "x\udcff", "\u00e9", "", "\0")),
+                 min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("fdemnvh"), _RELS, st.none() | st.binary(max_size=20)),
+                max_size=6), st.data())
+def test_a_snapshot_parses_back_or_not_at_all(items: list[tuple[str, str, Optional[bytes]]],
+                                               data: st.DataObject) -> None:
+    """Any record round-trips unless it names a path outside the root; any damage (a cut, a
+    changed byte) gives a record that serializes to those very bytes, or none: never an
+    error, never a path outside the root."""
+    blob = snap.serialize(items)
+    outside = any(rel.startswith("/") or ".." in rel.split("/") or "\0" in rel
+                  for _, rel, _ in items)
+    assert snap.parse(blob) == (None if outside else items)
+    cut = data.draw(st.integers(0, len(blob)))
+    at = data.draw(st.integers(0, max(len(blob) - 1, 0)))
+    for damaged in (blob[:cut], blob[:at] + bytes([blob[at] ^ 0x20]) + blob[at + 1:] if blob
+                    else blob):
+        got = snap.parse(damaged)
+        if got is not None:
+            assert snap.serialize(got) == damaged
+            assert not any(rel.startswith("/") or ".." in rel.split("/") for _, rel, _ in got)
 
 
 def _rename(root: Path, old: str, new: str) -> None:
     net = root / "sys/class/net"
     (net / old).rename(net / new)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(), inner, max_size=4), max_leaves=12))
+def test_the_journal_line_is_what_json_writes(value: object) -> None:
+    """The fast path writes its journal record without json (nor its C half): byte for byte
+    what json.dumps writes, whatever the text (controls, non-ASCII, beyond U+FFFF, lone
+    surrogates)."""
+    assert runinfo.dumps(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def test_a_nic_renamed_by_udev_is_the_same_nic(applied: Path) -> None:
