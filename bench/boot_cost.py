@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fakeroot import (  # noqa: E402
+    smbios_table,
+    write_dmi_table,
     write_fwcfg_tree,
     write_netdev,
     write_os_release,
@@ -69,6 +71,10 @@ def make_root(root: Path, payload: dict[str, bytes] | None) -> Path:
     write_os_release(root, ID="debian", VERSION_ID="12")
     write_netdev(root, "enp0s2", "52:54:00:12:34:56")
     write_netdev(root, "enp0s3", "52:54:00:12:34:57")
+    # every boot reads the other channels too (issue 15): an SMBIOS table as QEMU makes one,
+    # with an OEM string that is not the agent's, and systemd's (empty) credentials directory
+    write_dmi_table(root, smbios_table([b"io.systemd.stub:not-the-agents=1"]))
+    (root / "run/credentials/@system").mkdir(parents=True)
     if payload is not None:
         write_qemu_acpi_device(root)
         write_fwcfg_tree(root, payload)
