@@ -52,6 +52,14 @@ ROLLBACK_PRE = (
     " echo $(( (e - s) / 1000000 )); done > python-floor-ms.txt\n"
 )
 
+# Before collecting, wait (bounded) for a global IPv4 address: the collector starts once the boot
+# is done (`is-system-running --wait`), which on Debian 13 under TCG came before udev had named
+# the NIC and networkd had configured it (the address came 20 s later; wait-online is masked).
+WAIT_ADDRESS = (
+    "for i in $(seq 120); do ip -4 -o addr show scope global | grep -q . && break;"
+    " sleep 0.5; done\n"
+)
+
 # variant: (the manager's unit, where the agent writes for it)
 MANAGERS = {
     "networkd": ("systemd-networkd.service", "/etc/systemd/network/"),
@@ -105,7 +113,8 @@ class Release:
         if name not in self.boots:
             self.boots[name] = self.lab.boot(
                 f"{self.suite}-{name}", self.disk(variant),
-                [FwCfg("opt/GuestInfo", string=payload)], cmdline=cmdline, pre=pre,
+                [FwCfg("opt/GuestInfo", string=payload)], cmdline=cmdline,
+                pre=WAIT_ADDRESS if pre is None else pre,
             )
             self.record()
         return self.boots[name]
