@@ -1,5 +1,6 @@
-"""Guest disks: the cached Debian tree from tools/guest-image, the agent installed into a copy of
-it, and one ext4 disk per network-manager variant, made with `mkfs.ext4 -d` (no loop mounts)."""
+"""Guest disks: the cached Debian tree from tools/guest-image (Debian 12 by default, or another
+suite), the agent installed into a copy of it, and one ext4 disk per network-manager variant, made
+with `mkfs.ext4 -d` (no loop mounts)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,35 @@ class BaseImage:
     def build_seconds(self) -> int:
         return int((self.path / "build-seconds").read_text().strip())
 
+    @property
+    def suite(self) -> str:
+        """The Debian suite the image was built from (an image without the file: bookworm)."""
+        f = self.path / "suite"
+        return f.read_text().strip() if f.is_file() else DEFAULT_SUITE
 
-def build_base_image(extra_packages: tuple[str, ...] = ()) -> BaseImage:
+    def package_versions(self) -> dict[str, str]:
+        """Package -> version of everything in the tree (packages.txt, dpkg-query at build)."""
+        out: dict[str, str] = {}
+        for line in (self.path / "packages.txt").read_text().splitlines():
+            name, _, version = line.partition(" ")
+            if version:
+                out[name] = version
+        return out
+
+
+DEFAULT_SUITE = "bookworm"
+# The stack the agent depends on, as the support table reports it for each release.
+STACK = ("python3", "python3-jinja2", "python3-pyudev", "python3-systemd", "systemd")
+
+
+def build_base_image(
+    extra_packages: tuple[str, ...] = (), suite: str = DEFAULT_SUITE
+) -> BaseImage:
     """Runs tools/guest-image, which builds the image once and then answers from the cache.
 
-    `extra_packages` (e.g. ("cloud-init",)) selects a variant image, cached by its own inputs."""
-    argv = [str(REPO / "tools" / "guest-image")]
+    `extra_packages` (e.g. ("cloud-init",)) selects a variant image, `suite` the Debian release
+    (bullseye, bookworm, trixie); each is cached by its own inputs."""
+    argv = [str(REPO / "tools" / "guest-image"), "--suite", suite]
     for pkg in extra_packages:
         argv += ["--with", pkg]
     proc = subprocess.run(
@@ -70,12 +94,15 @@ def _symlink(link: Path, target: str) -> None:
     link.symlink_to(target)
 
 
-def install_agent(repo: Path, root: Path, workdir: Path) -> str:
-    """Installs the agent from the checkout into the guest tree `root`; says how.
+def install_agent(repo: Path, root: Path, workdir: Path, suite: str = DEFAULT_SUITE) -> str:
+    """Installs the agent from the checkout into the guest tree `root` of Debian `suite`; says
+    how.
 
     The one place that knows how the agent gets into a guest. By default it builds the Debian
-    package from the working tree (uncommitted changes included) and installs it with
-    `dpkg --root`, which is what users get. FWCFG_GUEST_INSTALL=copy (or a machine without
+    package and installs it with the guest's own apt, which is what users get: on bookworm (the
+    host's release) from the working tree (uncommitted changes included), for another suite
+    with `make deb SUITE=<suite>` (a clean chroot of that suite, committed HEAD only; see
+    suite_deb). FWCFG_GUEST_INSTALL=copy (or a bookworm image on a machine without
     dpkg-buildpackage) copies the sources the way the package lays them out instead.
     """
     mode = os.environ.get("FWCFG_GUEST_INSTALL", "auto")
@@ -84,16 +111,66 @@ def install_agent(repo: Path, root: Path, workdir: Path) -> str:
     can_deb = (repo / "packaging/debian/control").is_file() and all(
         shutil.which(t) for t in ("dpkg-buildpackage", "dh", "dpkg")
     )
+    if suite != DEFAULT_SUITE:
+        if mode == "copy":
+            raise ValueError(f"FWCFG_GUEST_INSTALL=copy: only for {DEFAULT_SUITE}, not {suite}")
+        deb = suite_deb(repo, suite)
+        apt_install(root, deb)
+        return f"apt {deb.name}"
     if mode == "deb" or (mode == "auto" and can_deb):
         deb = build_deb(repo, workdir)
-        subprocess.run(
-            ["dpkg", f"--root={root}", "--force-unsafe-io", "-i", str(deb)],
-            check=True,
-            capture_output=True,
-        )
-        return f"deb {deb.name}"
+        apt_install(root, deb)
+        return f"apt {deb.name}"
     install_from_checkout(repo, root)
     return "copy"
+
+
+def suite_deb(repo: Path, suite: str) -> Path:
+    """The agent's DEB for Debian `suite`: `make -s -C REPO deb SUITE=suite`, which builds it
+    in a clean chroot of that suite and prints its path last. REPO is the checkout under test,
+    or $FWCFG_DEB_REPO (a checkout whose packaging builds for other suites)."""
+    source = Path(os.environ.get("FWCFG_DEB_REPO") or repo)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(source), "deb", f"SUITE={suite}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    deb = source / lines[-1] if lines else source
+    if proc.returncode != 0 or not deb.is_file() or deb.suffix != ".deb":
+        tail = "\n".join(proc.stderr.splitlines()[-30:])
+        raise RuntimeError(f"make deb SUITE={suite} in {source} failed ({proc.returncode}):\n"
+                           f"{proc.stdout[-2000:]}\n{tail}")
+    return deb
+
+
+def apt_install(root: Path, deb: Path) -> None:
+    """`apt-get install /tmp/the.deb` inside the tree (chroot), as a user installs it: apt checks
+    the package's dependencies against the tree's own packages, all already there, and runs its
+    maintainer scripts with the tree's dpkg."""
+    inside = Path("/tmp") / deb.name
+    shutil.copy2(deb, root / inside.relative_to("/"))
+    try:
+        proc = subprocess.run(
+            # (not --no-download: apt then takes the local file for one to fetch from its
+            # cache and stops, "Pathname to install is not absolute"; the tree has no package
+            # lists, so nothing else could be fetched anyway)
+            ["chroot", str(root), "apt-get", "install", "-y", "--no-install-recommends",
+             "-o", "Dpkg::Use-Pty=0", "-o", "Dpkg::Options::=--force-unsafe-io", str(inside)],
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C",
+                 "DEBIAN_FRONTEND": "noninteractive"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+    finally:
+        (root / inside.relative_to("/")).unlink()
+    if proc.returncode != 0:
+        raise RuntimeError(f"apt-get install {deb.name} in {root} failed:\n{proc.stdout}")
+    for cache in (root / "var/cache/apt").glob("*.bin"):
+        cache.unlink()
 
 
 def build_deb(repo: Path, workdir: Path) -> Path:

@@ -60,7 +60,7 @@ class Lab:
             image.copy_tree(self.base.root, tree)
             how = "no agent"
             if self.with_agent:
-                how = image.install_agent(image.REPO, tree, self.workdir)
+                how = image.install_agent(image.REPO, tree, self.workdir, self.base.suite)
             image.install_test_hooks(tree)
             self._tree = tree
             self.setup_seconds[f"copy tree + install agent ({how})"] = time.monotonic() - t0
