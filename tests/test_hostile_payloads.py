@@ -433,7 +433,7 @@ IFUPDOWN_CONST = {"auto", "allow-hotplug", "iface", "inet", "inet6", "static", "
 PROC_SYSCTL = re.compile(r"/proc/sys/net/ipv6/conf/(?P<dev>[^/]+)/(accept_ra|autoconf|"
                          r"disable_ipv6|accept_ra_defrtr)\Z")
 ROUTE_CONST = {"default", "via", "dev", "onlink", "metric"}
-NETPLAN_CONST = {"default", "link"}
+NETPLAN_CONST = {"0.0.0.0/0", "::/0", "link"}  # default routes (Debian 11's netplan: no "default")
 IFCFG_CONST = {"Ethernet", "Vlan", "Bond", "Bridge", "yes", "no", "on", "off"}
 
 
