@@ -93,3 +93,23 @@ def etc_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, tupl
         if before.get(path, "") != after.get(path, ""):
             out[path] = (before.get(path, ""), after.get(path, ""))
     return out
+
+
+def rolled_back(r: BootResult, original: dict[str, str], applied: Iterable[BootResult]) -> None:
+    """After `fwcfg-agent rollback` in the boot `r` (its `pre` snippet, the agent switched off
+    by fwcfg-agent=off): every file the apply runs of the boots `applied` touched is as it was
+    in `original` (the disk's /etc before its first boot)."""
+    assert r.rc("pre") == 0, f"rollback failed: {r.text('pre.out')} {r.text('pre.err')}"
+    assert r.unit(AGENT).get("ActiveState") == "inactive", "fwcfg-agent=off ignored"
+    after = r.etc()
+    touched: set[str] = set()
+    for boot in applied:
+        for run in apply_runs_this_boot(boot):
+            touched |= {f["path"] for f in run["files"]}
+    assert "/etc/hostname" in touched, touched
+    wrong = {
+        p: (original.get(p, "absent"), after.get(p, "absent"))
+        for p in sorted(touched)
+        if original.get(p, "absent") != after.get(p, "absent")
+    }
+    assert wrong == {}, f"not restored (original, after rollback): {wrong}\n{r.text('pre.out')}"
