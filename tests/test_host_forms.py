@@ -193,18 +193,25 @@ def _validate(path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr + path.read_text()
 
 
-@pytest.mark.parametrize("channel", ["fwcfg", "smbios"])
-def test_libvirt_output_in_a_whole_domain_passes_libvirts_schema(
-        tmp_path: Path, files: dict[str, str], channel: str) -> None:
+def _merged_domain(tmp_path: Path, files: dict[str, str], channel: str,
+                   skeleton_text: str) -> ET.Element:
+    """`host args --for libvirt --domain-xml` of the net0 and host entries into a domain of
+    SKELETON_TEXT: the whole domain it prints passes libvirt's schema; returned parsed."""
     skeleton = tmp_path / "skeleton.xml"
-    skeleton.write_text(SKELETON)
+    skeleton.write_text(skeleton_text)
     r = host("args", "--for", "libvirt", "--channel", channel, "--domain-xml", str(skeleton),
              f"opt/org.example/net0={files['net0']}", f"opt/org.example/host={files['host']}")
     assert r.code == 0, r.err
     whole = tmp_path / "domain.xml"
     whole.write_text(r.out)
     _validate(whole)
-    dom = ET.fromstring(r.out)
+    return ET.fromstring(r.out)
+
+
+@pytest.mark.parametrize("channel", ["fwcfg", "smbios"])
+def test_libvirt_output_in_a_whole_domain_passes_libvirts_schema(
+        tmp_path: Path, files: dict[str, str], channel: str) -> None:
+    dom = _merged_domain(tmp_path, files, channel, SKELETON)
     (sysinfo,) = dom.findall("sysinfo")
     fragment = host("args", "--for", "libvirt", "--channel", channel,
                     f"opt/org.example/net0={files['net0']}",
@@ -266,16 +273,8 @@ OTHERS_SMBIOS = """<sysinfo type='smbios'>
 @pytest.mark.parametrize("channel", ["fwcfg", "smbios"])
 def test_libvirt_domain_keeps_what_other_tools_put_in_sysinfo(
         tmp_path: Path, files: dict[str, str], channel: str) -> None:
-    skeleton = tmp_path / "skeleton.xml"
-    skeleton.write_text(SKELETON.replace("</devices>\n", "</devices>\n" + OTHERS_FWCFG
-                                         + OTHERS_SMBIOS))
-    r = host("args", "--for", "libvirt", "--channel", channel, "--domain-xml", str(skeleton),
-             f"opt/org.example/net0={files['net0']}", f"opt/org.example/host={files['host']}")
-    assert r.code == 0, r.err
-    whole = tmp_path / "domain.xml"
-    whole.write_text(r.out)
-    _validate(whole)
-    dom = ET.fromstring(r.out)
+    others = SKELETON.replace("</devices>\n", "</devices>\n" + OTHERS_FWCFG + OTHERS_SMBIOS)
+    dom = _merged_domain(tmp_path, files, channel, others)
     fwcfg, smbios = (dom.find(f"sysinfo[@type='{t}']") for t in ("fwcfg", "smbios"))
     assert fwcfg is not None and smbios is not None
     assert len(dom.findall("sysinfo")) == 2
