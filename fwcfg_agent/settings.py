@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from typing import NamedTuple, Optional, Union
 
 from . import keys as kv
-from . import shapes, validate
+from . import routing, shapes, validate
 from .errors import ConfigError
 from .keys import Value
-from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
+from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface
 from .payload import Payload
 
 HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
@@ -152,7 +152,7 @@ def build(
         placed.append(shapes.Placed(iface, values))
     interfaces = shapes.link(placed, {d.name: d.mac for d in netdevs})
 
-    _default_routes(interfaces, warnings)
+    routing.default_routes(interfaces, warnings)
     hostname = kv.opt(host, "HOSTNAME", validate.hostname)
     domains = kv.opt(host, "DOMAIN", validate.domain_list) or ()
     search = kv.opt(host, "SEARCH", validate.domain_list) or ()
@@ -299,13 +299,13 @@ def _interface(
             )
     route_keys = sorted((k for k in v if kv.family(k) == "ROUTE"), key=kv.index_of)
     routes = tuple(kv.route(v[k], k, name, warnings) for k in route_keys)
-    ip6 = _ipv6_settings(v, addresses, gateway6, routes, route_keys)
-    routing = _routing_settings(v, gateway, gateway6, routes, route_keys)
-    metrics = {4: routing.metric4, 6: routing.metric6}
+    ip6 = routing.ipv6_settings(v, addresses, gateway6, routes, route_keys)
+    rt = routing.routing_settings(v, gateway, gateway6, routes, route_keys)
+    metrics = {4: rt.metric4, 6: rt.metric6}
     # a route without a metric of its own gets its family's IPVn_ROUTE_METRIC
     routes = tuple(r if r.metric is not None or metrics[r.version] is None
                    else r._replace(metric=metrics[r.version]) for r in routes)
-    _check_routes(v, gateway, gateway6, routes, route_keys, routing.metric4, routing.metric6)
+    routing.check_routes(v, gateway, gateway6, routes, route_keys, rt.metric4, rt.metric6)
     mtu = kv.opt(v, "MTU", validate.mtu)
     if mtu is not None and mtu < validate.MTU_MIN_IPV6 and any(a.version == 6 for a, _ in
                                                                   addresses):
@@ -320,8 +320,8 @@ def _interface(
         name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
         ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
-        dhcp6=ip6.dhcp6, defroute=routing.defroute, defroute6=routing.defroute6,
-        metric4=routing.metric4, metric6=routing.metric6, peerdns=routing.peerdns,
+        dhcp6=ip6.dhcp6, defroute=rt.defroute, defroute6=rt.defroute6,
+        metric4=rt.metric4, metric6=rt.metric6, peerdns=rt.peerdns,
         origins=origins, **shape._asdict(),
     )
 
@@ -398,133 +398,6 @@ def _check_member(v: dict[str, Value], name: str, master: str, boot: BootProto) 
     if boot is BootProto.DHCP:
         raise v["BOOTPROTO"].error("BOOTPROTO", f"{name} is a member of {master}: DHCP goes "
                                                 f"on {master}")
-
-
-class _IPv6(NamedTuple):
-    disabled: bool
-    init: bool
-    autoconf: Optional[bool]
-    dhcp6: bool
-
-
-class _Routing(NamedTuple):
-    defroute: bool
-    defroute6: bool
-    metric4: Optional[int]
-    metric6: Optional[int]
-    peerdns: bool
-
-
-def _ipv6_settings(v: dict[str, Value],
-                   addresses: list[tuple[IPInterface, str]],
-                   gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
-                   route_keys: list[str]) -> _IPv6:
-    """IPV6INIT, IPV6_DISABLED, IPV6_AUTOCONF, DHCPV6C, checked against each other and against
-    the IPv6 addresses, gateway and routes. The one default: with static IPv6 addresses and no
-    IPV6_AUTOCONF, no SLAAC and no router advertisements (as ifcfg and NetworkManager read it);
-    without either, the distribution's default (None)."""
-    disabled = kv.opt(v, "IPV6_DISABLED", validate.yes_no) or False
-    init = kv.opt(v, "IPV6INIT", validate.yes_no)
-    autoconf = kv.opt(v, "IPV6_AUTOCONF", validate.yes_no)
-    dhcp6 = kv.opt(v, "DHCPV6C", validate.yes_no) or False
-    off = "IPV6_DISABLED" if disabled else "IPV6INIT" if init is False else None
-    if off is not None:
-        uses = [key for a, key in addresses if a.version == 6]
-        uses += ["IPV6_DEFAULTGW"] if gateway6 is not None else []
-        uses += [k for r, k in zip(routes, route_keys) if r.version == 6]
-        uses += ["IPV6_AUTOCONF"] if autoconf else []
-        uses += ["DHCPV6C"] if dhcp6 else []
-        if uses:
-            what = "disables IPv6" if off == "IPV6_DISABLED" else "says no IPv6 configuration"
-            raise v[uses[0]].error(uses[0], f"configures IPv6, but {v[off].where(off)} {what}")
-        autoconf = False
-    elif autoconf is None and (dhcp6 or any(a.version == 6 for a, _ in addresses)):
-        autoconf = False
-    return _IPv6(disabled, init is not False, autoconf, dhcp6)
-
-
-def _routing_settings(v: dict[str, Value], gateway: Optional[ipaddress.IPv4Address],
-                      gateway6: Optional[ipaddress.IPv6Address], routes: tuple[Route, ...],
-                      route_keys: list[str]) -> _Routing:
-    """DEFROUTE, IPV6_DEFROUTE, IPV4_ROUTE_METRIC, IPV6_ROUTE_METRIC, PEERDNS. As in ifcfg
-    (NetworkManager's ifcfg-rh reads them so), DEFROUTE is IPv4's and IPV6_DEFROUTE IPv6's. Either
-    set to no beside a default route of the payload's own of its family (GATEWAY, IPV6_DEFAULTGW,
-    a default ROUTEn) contradicts it."""
-    defroute = kv.opt(v, "DEFROUTE", validate.yes_no)
-    defroute6 = kv.opt(v, "IPV6_DEFROUTE", validate.yes_no)
-    for key, family, flag, gw in (("DEFROUTE", 4, defroute, gateway),
-                                  ("IPV6_DEFROUTE", 6, defroute6, gateway6)):
-        if flag is not False:
-            continue
-        uses = (["GATEWAY" if family == 4 else "IPV6_DEFAULTGW"] if gw is not None else [])
-        uses += [k for r, k in zip(routes, route_keys)
-                 if r.destination.prefixlen == 0 and r.version == family]
-        if uses:
-            raise v[uses[0]].error(uses[0], f"is a default route, but {v[key].where(key)} says "
-                                            f"this interface has no IPv{family} default route")
-    return _Routing(defroute is not False, defroute6 is not False,
-                    kv.opt(v, "IPV4_ROUTE_METRIC", validate.metric),
-                    kv.opt(v, "IPV6_ROUTE_METRIC", validate.metric),
-                    kv.opt(v, "PEERDNS", validate.yes_no) is not False)
-
-
-def _check_routes(v: dict[str, Value], gateway: Optional[IPAddress],
-                  gateway6: Optional[IPAddress], routes: tuple[Route, ...],
-                  keys: list[str], metric4: Optional[int] = None,
-                  metric6: Optional[int] = None) -> None:
-    """One route per destination and metric on an interface: the kernel keeps one of two, and
-    netplan calls two default routes a conflict. GATEWAY and IPV6_DEFAULTGW are default routes
-    without a metric."""
-    seen: dict[tuple[IPNetwork, Optional[int]], str] = {}
-    given: list[tuple[IPNetwork, Optional[int], str]] = []
-    if gateway is not None:
-        given.append((ipaddress.ip_network("0.0.0.0/0"), metric4, "GATEWAY"))
-    if gateway6 is not None:
-        given.append((ipaddress.ip_network("::/0"), metric6, "IPV6_DEFAULTGW"))
-    given += [(r.destination, r.metric, k) for r, k in zip(routes, keys)]
-    for dest, metric, key in given:
-        first = seen.get((dest, metric))
-        if first is not None:
-            what = "default route" if dest.prefixlen == 0 else f"route to {dest}"
-            raise v[key].error(key, f"a second {what} with the same metric "
-                                    f"({'none given' if metric is None else metric}) on this "
-                                    f"interface: {v[first].where(first)} gives one already")
-        seen[(dest, metric)] = key
-
-
-def _default_routes(interfaces: Sequence[Interface], warnings: list[str]) -> None:
-    """Two interfaces with a default route of the same family and metric: the kernel uses one
-    (netplan warns too). A warning, as hosts often give every NIC its GATEWAY."""
-    seen: dict[tuple[int, Optional[int]], str] = {}
-    for iface in interfaces:
-        defaults: set[tuple[int, Optional[int]]] = {
-            (gw.version, iface.metric4 if gw.version == 4 else iface.metric6)
-            for gw in (iface.gateway, iface.gateway6) if gw}
-        defaults |= {(r.version, r.metric) for r in iface.routes
-                     if r.destination.prefixlen == 0}
-        for version, metric in sorted(defaults, key=lambda d: (d[0], d[1] or -1)):
-            first = seen.get((version, metric))
-            if first is not None:
-                warnings.append(f"{iface.name} and {first} both have an IPv{version} default "
-                                f"route with the same metric; the kernel uses one of them")
-            else:
-                seen[(version, metric)] = iface.name
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 __all__ = ["NetDev", "Result", "build", "ipaddress"]
