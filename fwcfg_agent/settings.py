@@ -244,7 +244,7 @@ def _interface(
         notices.append(f"{sources[0]}: no DEVICE or HWADDR and no NIC visible; settings go to "
                        f"{name}")
 
-    shape = _shape(ident, name, v)
+    shape = shapes.shape_of(v, name, named=ident is not None)
     if shape.kind != "ethernet":
         mac = None
     boot = kv.opt(v, "BOOTPROTO", kv.bootproto) or BootProto.STATIC
@@ -326,73 +326,10 @@ def _interface(
     )
 
 
-class _Shape(NamedTuple):
-    kind: str = "ethernet"
-    parent: Optional[str] = None
-    vlan_id: Optional[int] = None
-    bond_options: tuple[tuple[str, str], ...] = ()
-    stp: bool = False
-    forward_delay: Optional[int] = None
-    master: Optional[str] = None
-    master_kind: Optional[str] = None
-
-
-def _shape(ident: Identity, name: str, v: dict[str, Value]) -> _Shape:
-    """What the entry's interface is (NIC, VLAN, bond, bridge) and what it belongs to; every
-    key of a shape it is not is an error."""
-    kind = shapes.kind_of(v)
-    if kind != "ethernet":
-        if "HWADDR" in v:
-            raise v["HWADDR"].error("HWADDR", f"a {kind} is named by DEVICE; fwcfg-agent does "
-                                              "not set its MAC")
-        if ident is None:
-            key = next(iter(v))
-            raise v[key].error(key, f"a {kind} needs DEVICE, its name")
-    own = {"vlan": ("VLAN", "PHYSDEV", "VLAN_ID"), "bond": ("BONDING_MASTER", "BONDING_OPTS"),
-           "bridge": ("STP", "DELAY")}
-    for other, keys in own.items():
-        for key in keys:
-            if key in v and other != kind and not (key in ("VLAN", "BONDING_MASTER")
-                                                   and not validate.yes_no(v[key].value)):
-                raise v[key].error(key, f"is for a {other}, and {name} is a {kind}")
-    shape = _Shape(kind)
-    if kind == "vlan":
-        parent, vid = shapes.vlan_of(name, v)
-        shape = shape._replace(parent=parent, vlan_id=vid)
-    elif kind == "bond":
-        opts = (shapes.bond_options(v["BONDING_OPTS"], "BONDING_OPTS") if "BONDING_OPTS" in v
-                else (("mode", "balance-rr"),))
-        shape = shape._replace(bond_options=opts)
-    elif kind == "bridge":
-        on = kv.opt(v, "STP", shapes.stp) or False
-        delay = kv.opt(v, "DELAY", shapes.forward_delay)
-        if on and delay is not None and delay < 2:
-            raise v["DELAY"].error("DELAY", "with STP on, the kernel takes 2 to 30 seconds")
-        shape = shape._replace(stp=on, forward_delay=delay)
-    master = kv.opt(v, "MASTER", validate.interface_name)
-    slave = kv.opt(v, "SLAVE", validate.yes_no)
-    bridge = kv.opt(v, "BRIDGE", validate.interface_name)
-    if master is not None and not slave:
-        key = "SLAVE" if "SLAVE" in v else "MASTER"
-        raise v[key].error(key, "a member of a bond needs MASTER=BOND and SLAVE=yes")
-    if slave and master is None:
-        raise v["SLAVE"].error("SLAVE", "says this is a member of a bond, but there is no "
-                                        "MASTER")
-    if master is not None and bridge is not None:
-        raise v["BRIDGE"].error("BRIDGE", f"{name} is a member of the bond {master} already "
-                                          f"({v['MASTER'].where('MASTER')})")
-    if master is not None:
-        shape = shape._replace(master=master, master_kind="bond")
-    elif bridge is not None:
-        shape = shape._replace(master=bridge, master_kind="bridge")
-    return shape
-
-
 def _check_member(v: dict[str, Value], name: str, master: str, boot: BootProto) -> None:
     """A member of a bond or bridge is not addressed: its addresses go on the bond/bridge."""
     for key in v:
-        if (IFACE_KEYS.match(key) or HOST_KEYS.match(key)) and key not in shapes.MEMBER_KEYS \
-                and not HOST_KEYS.match(key):
+        if IFACE_KEYS.match(key) and key not in shapes.MEMBER_KEYS:
             raise v[key].error(key, f"{name} is a member of {master}: it is configured "
                                     f"through {master}, not by itself")
     if boot is BootProto.DHCP:
@@ -400,4 +337,4 @@ def _check_member(v: dict[str, Value], name: str, master: str, boot: BootProto) 
                                                 f"on {master}")
 
 
-__all__ = ["NetDev", "Result", "build", "ipaddress"]
+__all__ = ["NetDev", "Result", "build"]

@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Callable, NamedTuple, Optional
 
+from . import keys as kv
 from . import validate
 from .keys import Value
 from .model import BootProto, Interface
@@ -250,3 +251,67 @@ def stp(text: str) -> bool:
     if t in ("on", "off"):
         return t == "on"
     return validate.yes_no(text)
+
+
+class Shape(NamedTuple):
+    """What an interface is and what it belongs to (the shape fields of model.Interface)."""
+
+    kind: str = "ethernet"
+    parent: Optional[str] = None
+    vlan_id: Optional[int] = None
+    bond_options: tuple[tuple[str, str], ...] = ()
+    stp: bool = False
+    forward_delay: Optional[int] = None
+    master: Optional[str] = None
+    master_kind: Optional[str] = None
+
+
+def shape_of(v: dict[str, Value], name: str, named: bool) -> Shape:
+    """What the entry's interface is (NIC, VLAN, bond, bridge) and what it belongs to; every
+    key of a shape it is not is an error."""
+    kind = kind_of(v)
+    if kind != "ethernet":
+        if "HWADDR" in v:
+            raise v["HWADDR"].error("HWADDR", f"a {kind} is named by DEVICE; fwcfg-agent does "
+                                              "not set its MAC")
+        if not named:
+            key = next(iter(v))
+            raise v[key].error(key, f"a {kind} needs DEVICE, its name")
+    own = {"vlan": ("VLAN", "PHYSDEV", "VLAN_ID"), "bond": ("BONDING_MASTER", "BONDING_OPTS"),
+           "bridge": ("STP", "DELAY")}
+    for other, keys in own.items():
+        for key in keys:
+            if key in v and other != kind and not (key in ("VLAN", "BONDING_MASTER")
+                                                   and not validate.yes_no(v[key].value)):
+                raise v[key].error(key, f"is for a {other}, and {name} is a {kind}")
+    shape = Shape(kind)
+    if kind == "vlan":
+        parent, vid = vlan_of(name, v)
+        shape = shape._replace(parent=parent, vlan_id=vid)
+    elif kind == "bond":
+        opts = (bond_options(v["BONDING_OPTS"], "BONDING_OPTS") if "BONDING_OPTS" in v
+                else (("mode", "balance-rr"),))
+        shape = shape._replace(bond_options=opts)
+    elif kind == "bridge":
+        on = kv.opt(v, "STP", stp) or False
+        delay = kv.opt(v, "DELAY", forward_delay)
+        if on and delay is not None and delay < 2:
+            raise v["DELAY"].error("DELAY", "with STP on, the kernel takes 2 to 30 seconds")
+        shape = shape._replace(stp=on, forward_delay=delay)
+    master = kv.opt(v, "MASTER", validate.interface_name)
+    slave = kv.opt(v, "SLAVE", validate.yes_no)
+    bridge = kv.opt(v, "BRIDGE", validate.interface_name)
+    if master is not None and not slave:
+        key = "SLAVE" if "SLAVE" in v else "MASTER"
+        raise v[key].error(key, "a member of a bond needs MASTER=BOND and SLAVE=yes")
+    if slave and master is None:
+        raise v["SLAVE"].error("SLAVE", "says this is a member of a bond, but there is no "
+                                        "MASTER")
+    if master is not None and bridge is not None:
+        raise v["BRIDGE"].error("BRIDGE", f"{name} is a member of the bond {master} already "
+                                          f"({v['MASTER'].where('MASTER')})")
+    if master is not None:
+        shape = shape._replace(master=master, master_kind="bond")
+    elif bridge is not None:
+        shape = shape._replace(master=bridge, master_kind="bridge")
+    return shape

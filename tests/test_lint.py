@@ -29,3 +29,12 @@ def test_mypy_strict() -> None:
     r = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+MAX_MODULE_LINES = 400  # issue 13: "no module over about 400 lines"
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for p in sorted((REPO / "fwcfg_agent").rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split these modules (lines): {long}"
