@@ -316,13 +316,13 @@ def _interface(
     origins = tuple((k, v[k].entry, v[k].line) for k in (*IPV6_KEYS, *ROUTING_KEYS,
                                                           *shapes.SHAPE_KEYS, "HWADDR")
                     if k in v)
-    return Interface(
-        name=name, mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
+    return shape._replace(
+        mac=mac, bootproto=boot, addresses=tuple(a for a, _ in addresses),
         gateway=gateway, gateway6=gateway6, routes=routes, mtu=mtu, extra=extra, source=sources,
         ipv6_disabled=ip6.disabled, ipv6_init=ip6.init, ipv6_autoconf=ip6.autoconf,
         dhcp6=ip6.dhcp6, defroute=rt.defroute, defroute6=rt.defroute6,
         metric4=rt.metric4, metric6=rt.metric6, peerdns=rt.peerdns,
-        origins=origins, **shape._asdict(),
+        origins=origins,
     )
 
 

@@ -253,20 +253,7 @@ def stp(text: str) -> bool:
     return validate.yes_no(text)
 
 
-class Shape(NamedTuple):
-    """What an interface is and what it belongs to (the shape fields of model.Interface)."""
-
-    kind: str = "ethernet"
-    parent: Optional[str] = None
-    vlan_id: Optional[int] = None
-    bond_options: tuple[tuple[str, str], ...] = ()
-    stp: bool = False
-    forward_delay: Optional[int] = None
-    master: Optional[str] = None
-    master_kind: Optional[str] = None
-
-
-def shape_of(v: dict[str, Value], name: str, named: bool) -> Shape:
+def shape_of(v: dict[str, Value], name: str, named: bool) -> Interface:
     """What the entry's interface is (NIC, VLAN, bond, bridge) and what it belongs to; every
     key of a shape it is not is an error."""
     kind = kind_of(v)
@@ -284,7 +271,7 @@ def shape_of(v: dict[str, Value], name: str, named: bool) -> Shape:
             if key in v and other != kind and not (key in ("VLAN", "BONDING_MASTER")
                                                    and not validate.yes_no(v[key].value)):
                 raise v[key].error(key, f"is for a {other}, and {name} is a {kind}")
-    shape = Shape(kind)
+    shape = Interface(name, kind=kind)
     if kind == "vlan":
         parent, vid = vlan_of(name, v)
         shape = shape._replace(parent=parent, vlan_id=vid)
