@@ -17,7 +17,7 @@ test:
 	# downloading and unpacking, beside tests that keep a core busy
 	mkdir -p build
 	( tools/guest-image && tools/guest-image --with cloud-init && tools/guest-image --suite bullseye \
-	  && if [[ ,$${FWCFG_GUEST_RELEASES:-bullseye}, == *,trixie,* ]]; then tools/guest-image --suite trixie; fi \
+	  && if [[ ,$${FWCFG_GUEST_RELEASES:-bullseye,trixie}, == *,trixie,* ]]; then tools/guest-image --suite trixie; fi \
 	) >build/guest-image.log 2>&1 &
 	images=$$!
 	for v in $$venvs; do
