@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from .errors import AgentError, RootError, StateError
 from .fsutil import (
@@ -33,6 +33,7 @@ from .log import MSG_FILE, Log
 from .render import Plan, remove_block
 from .rootfs import Reader, chase, evaluate
 from .runinfo import append
+from .tuples import NamedTuple
 
 CREATE, UPDATE, REMOVE = "created", "updated", "removed"
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from .digest import hash_function
 from .errors import RootError
 from .rootfs import chase, makedirs
+from .tuples import NamedTuple
 
 _sha256 = hash_function("sha256")
 

@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from .errors import RootError, StateError
 from .formats import managed_paths
 from .fsutil import Node, clean_stale_temps, read_node, sync_dirs, write_node
 from .rootfs import Reader, chase
 from .runinfo import JOURNAL, STATE_DIR, line
+from .tuples import NamedTuple
 
 STATE = STATE_DIR + "/state.json"
 BACKUPS = "backups"

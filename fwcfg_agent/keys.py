@@ -5,11 +5,12 @@ the line and the key. (settings.py groups the keys into a host and its interface
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from . import validate
 from .errors import PayloadError
 from .model import BootProto, IPAddress, IPInterface, Route
+from .tuples import NamedTuple
 
 # The numbered families, matched exactly (IPADDR and IPADDR<digits>, never IPADDR_START).
 NUMBERED = re.compile(r"(IPADDR|PREFIX|NETMASK|DNS|ROUTE)([0-9]*)\Z")

@@ -14,9 +14,9 @@ takes each of them as a line end (systemd a lone CR, Python's splitlines VT, FF,
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from .errors import PayloadError
+from .tuples import NamedTuple
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Characters that end or change an unquoted shell word.

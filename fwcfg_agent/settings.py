@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 from . import keys as kv
 from . import shapes, validate
@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .keys import Value
 from .model import BootProto, HostConfig, Interface, IPAddress, IPInterface, IPNetwork, Route
 from .payload import Payload
+from .tuples import NamedTuple
 
 HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
 IFACE_KEYS = re.compile(

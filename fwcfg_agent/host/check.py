@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from .. import validate
 from ..config import AgentConfig
@@ -18,6 +18,7 @@ from ..errors import ConfigError, PayloadError
 from ..model import Interface
 from ..payload import Payload, parse
 from ..settings import IFACE_KEYS, NetDev, build
+from ..tuples import NamedTuple
 from . import names
 from .vm import VM
 
