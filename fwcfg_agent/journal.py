@@ -170,6 +170,7 @@ class Scan:
 class Journal:
     def __init__(self, root: str) -> None:
         self.root = root
+        self._saved: Optional[bytes] = None  # the state this object last wrote, on the disk
 
     @property
     def dir(self) -> str:
@@ -224,8 +225,13 @@ class Journal:
         return json.dumps(state.to_json(), indent=1, sort_keys=True).encode() + b"\n"
 
     def save_state(self, state: State) -> bytes:
+        """Write the state (atomically, fsynced), unless the same bytes are there already from
+        this object's last save: a run that adds files only saves its final state as it saved
+        the pending one, and writing and syncing it again would change nothing."""
         data = self.state_bytes(state)
-        write_node(self.root, STATE, Node("reg", data, 0o644))
+        if data != self._saved:
+            write_node(self.root, STATE, Node("reg", data, 0o644))
+            self._saved = data
         return data
 
     # journal -------------------------------------------------------------------------------

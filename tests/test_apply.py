@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,33 @@ def test_first_boot_writes_everything(guest_root: Path) -> None:
     entries: list[dict[str, object]] = run["entries"]  # type: ignore[assignment]
     (entry,) = entries
     assert entry["name"] == "opt/GuestInfo" and entry["size"] == len(SOMLO["opt/GuestInfo"])
+
+
+def test_a_run_that_only_adds_files_writes_its_state_once(
+        guest_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending state (written and synced before any file) is the final one when the run
+    removes nothing: it is not written a second time. A run that removes a file writes both."""
+    from fwcfg_agent import fsutil
+    from fwcfg_agent import journal as journal_module
+
+    writes: list[bytes] = []
+    real = fsutil.write_node
+
+    def counting(root: str, rel: str, node: Any, **kw: Any) -> list[str]:
+        if rel == journal_module.STATE:
+            writes.append(node.data)
+        return real(root, rel, node, **kw)
+
+    monkeypatch.setattr(journal_module, "write_node", counting)
+    make_guest_root(guest_root, SOMLO)
+    assert agent(guest_root, "apply").code == 0
+    assert len(writes) == 1
+    assert (guest_root / "var/lib/fwcfg-agent/state.json").read_bytes() == writes[0]
+    write_fwcfg_tree(guest_root, {"opt/GuestInfo": b"HOSTNAME=guest1.example.com\n"})
+    writes.clear()
+    assert agent(guest_root, "apply").code == 0
+    assert len(writes) == 2 and writes[0] != writes[1]  # pending lists the removed file too
+    assert (guest_root / "var/lib/fwcfg-agent/state.json").read_bytes() == writes[1]
 
 
 def test_second_run_changes_nothing_and_says_so(guest_root: Path) -> None:
