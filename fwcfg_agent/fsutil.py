@@ -166,15 +166,17 @@ def clean_stale_temps(directory: str) -> None:
                 os.unlink(os.path.join(directory, name))
 
 
-def sync_dirs(dirs: set[str], top: Optional[str] = None) -> None:
+def sync_dirs(dirs: set[str], top: Optional[str] = None, *, top_too: bool = True) -> None:
     """fsync each directory once; with `top`, also every directory between each and `top`
-    (newly created directories must reach the disk too)."""
+    (newly created directories must reach the disk too), `top` itself unless not `top_too`."""
     todo = set(dirs)
     if top is not None:
         for d in dirs:
             while d != top and d.startswith(top.rstrip("/") + "/"):
                 d = os.path.dirname(d)
                 todo.add(d)
+        if not top_too:
+            todo.discard(top)
     for d in sorted(todo, key=lambda p: p.count("/"), reverse=True):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             fsync_dir(d)

@@ -196,9 +196,13 @@ class Journal:
             raise StateError(f"backup {chase(self.root, STATE_DIR)}/{ref} is missing")
         return node
 
-    def sync_backups(self, refs: Sequence[str]) -> None:
+    def sync_backups(self, refs: Sequence[str], *, state_next: bool = False) -> None:
+        """fsync the directories of these backups up to the state directory. With
+        `state_next` the caller saves the state before anything relies on the backups: that
+        save's fsync of the state directory makes its entry for backups/ durable as well."""
         top = self.dir
-        sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top)
+        sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top,
+                  top_too=not state_next)
 
     # state ---------------------------------------------------------------------------------
 

@@ -74,6 +74,47 @@ def test_a_run_that_only_adds_files_writes_its_state_once(
     assert (guest_root / "var/lib/fwcfg-agent/state.json").read_bytes() == writes[1]
 
 
+def test_a_first_run_syncs_every_entry_before_it_relies_on_it(
+        guest_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every directory entry a first run makes (mkdir, rename) is fsynced before the journal's
+    pending record is, and every file's data before its rename: with the fsyncs the run
+    leaves out (the final state, as the pending one; the state directory, synced by the state's
+    save), a power cut at any instant still finds what the pending record names."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_mkdir, real_rename = os.fsync, os.mkdir, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def mkdir(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        events.append(("entry", os.path.dirname(os.path.abspath(path))))
+
+    def rename(src: str, dst: str) -> None:
+        events.append(("data", os.path.abspath(src)))
+        real_rename(src, dst)
+        events.append(("entry", os.path.dirname(os.path.abspath(dst))))
+
+    make_guest_root(guest_root, SOMLO)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "rename", rename)
+    assert agent(guest_root, "apply").code == 0
+    monkeypatch.undo()
+    journal_path = str(guest_root.resolve() / "var/lib/fwcfg-agent/journal.jsonl")
+    pending = events.index(("fsync", journal_path))
+    for i, (kind, path) in enumerate(events):
+        if kind == "data":  # a temp file's bytes are on the disk before it is renamed
+            assert ("fsync", path) in events[:i], path
+    # (the entries that make the state directory itself, in the root and in var/ and var/lib/,
+    # are left to the file system: ext4's journal commits them with the first fsync after)
+    state_dir = str(guest_root.resolve() / "var/lib/fwcfg-agent")
+    for i, (kind, path) in enumerate(events[:pending]):
+        if kind == "entry" and (path + "/").startswith(state_dir + "/"):
+            assert ("fsync", path) in events[i + 1:pending], path
+
+
 def test_second_run_changes_nothing_and_says_so(guest_root: Path) -> None:
     make_guest_root(guest_root, SOMLO)
     assert agent(guest_root, "apply").code == 0
