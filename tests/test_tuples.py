@@ -68,7 +68,7 @@ def test_the_same_values_repr_and_methods(args: tuple[Any, ...], kwargs: dict[st
 def test_the_same_class_attributes() -> None:
     assert Cheap._fields == Typed._fields == ("to", "via", "metric")
     assert Cheap._field_defaults == Typed._field_defaults == {"via": None, "metric": 0}
-    assert Cheap.__match_args__ == Cheap._fields  # typing sets it from Python 3.10
+    assert vars(Cheap)["__match_args__"] == Cheap._fields  # typing sets it from Python 3.10
     assert Cheap.__bases__ == Typed.__bases__ == (tuple,)
     assert Cheap.__doc__ == Typed.__doc__ == "A route."
     assert Cheap.__module__ == __name__ and Cheap.__qualname__ == "Cheap"
