@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from .errors import AgentError, RootError, StateError
 from .fsutil import (
@@ -33,6 +33,7 @@ from .log import MSG_FILE, Log
 from .render import Plan, remove_block
 from .rootfs import Reader, chase, evaluate
 from .runinfo import append
+from .tuples import NamedTuple
 
 CREATE, UPDATE, REMOVE = "created", "updated", "removed"
 
@@ -149,8 +150,10 @@ def execute(changes: Sequence[Change], plan: Plan, root: str, journal: Journal, 
                     original = journal.save_backup(run, f.path, current)
         new_files[f.path] = ManagedFile(sha256(f.content), f.mode, f.format.value, original,
                                         f.shared)
+    # with changes, the pending state follows: it names this run, so it is written (save_state)
     journal.sync_backups([*backups.values(), *(m.original for m in new_files.values()
-                                               if m.original and f"/{run}/" in m.original)])
+                                               if m.original and f"/{run}/" in m.original)],
+                         state_next=bool(changes))
     files = [file_record(c, backups.get(c.path)) for c in changes]
     created: list[str] = []
     if changes:

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from . import snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
@@ -30,6 +30,7 @@ from .nics import Waiter
 from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
 from .rootfs import Reader
 from .runinfo import RawJSON, append, dumps, new_run, record
+from .tuples import NamedTuple
 
 CONFIG = "etc/fwcfg-agent/agent.conf"
 TEMPLATES = "etc/fwcfg-agent/templates"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from . import validate
 from .errors import ConfigError, PayloadError
 from .formats import Format
 from .payload import parse
+from .tuples import NamedTuple
 
 DEFAULT_INCLUDE = ("opt/*",)
 # Namespaces owned by other tools (systemd credentials, Ignition, Flatcar, cloud-init) or reserved

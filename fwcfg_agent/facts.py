@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from . import nics
 from .errors import PayloadError
@@ -15,6 +15,7 @@ from .formats import CLOUD_INIT_MARKERS, SPECS
 from .payload import parse
 from .rootfs import Reader
 from .settings import NetDev
+from .tuples import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

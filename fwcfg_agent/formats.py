@@ -12,7 +12,9 @@ is detect.py's policy.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Optional
+from typing import Optional
+
+from .tuples import NamedTuple
 
 
 class Format(str, enum.Enum):

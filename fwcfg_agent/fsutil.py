@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from .digest import hash_function
 from .errors import RootError
 from .rootfs import chase, makedirs
+from .tuples import NamedTuple
 
 _sha256 = hash_function("sha256")
 
@@ -165,15 +166,17 @@ def clean_stale_temps(directory: str) -> None:
                 os.unlink(os.path.join(directory, name))
 
 
-def sync_dirs(dirs: set[str], top: Optional[str] = None) -> None:
+def sync_dirs(dirs: set[str], top: Optional[str] = None, *, top_too: bool = True) -> None:
     """fsync each directory once; with `top`, also every directory between each and `top`
-    (newly created directories must reach the disk too)."""
+    (newly created directories must reach the disk too), `top` itself unless not `top_too`."""
     todo = set(dirs)
     if top is not None:
         for d in dirs:
             while d != top and d.startswith(top.rstrip("/") + "/"):
                 d = os.path.dirname(d)
                 todo.add(d)
+        if not top_too:
+            todo.discard(top)
     for d in sorted(todo, key=lambda p: p.count("/"), reverse=True):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             fsync_dir(d)

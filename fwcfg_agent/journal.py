@@ -18,13 +18,14 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from .errors import RootError, StateError
 from .formats import managed_paths
 from .fsutil import Node, clean_stale_temps, read_node, sync_dirs, write_node
 from .rootfs import Reader, chase
 from .runinfo import JOURNAL, STATE_DIR, line
+from .tuples import NamedTuple
 
 STATE = STATE_DIR + "/state.json"
 BACKUPS = "backups"
@@ -169,6 +170,7 @@ class Scan:
 class Journal:
     def __init__(self, root: str) -> None:
         self.root = root
+        self._saved: Optional[bytes] = None  # the state this object last wrote, on the disk
 
     @property
     def dir(self) -> str:
@@ -194,9 +196,13 @@ class Journal:
             raise StateError(f"backup {chase(self.root, STATE_DIR)}/{ref} is missing")
         return node
 
-    def sync_backups(self, refs: Sequence[str]) -> None:
+    def sync_backups(self, refs: Sequence[str], *, state_next: bool = False) -> None:
+        """fsync the directories of these backups up to the state directory. With
+        `state_next` the caller saves the state before anything relies on the backups: that
+        save's fsync of the state directory makes its entry for backups/ durable as well."""
         top = self.dir
-        sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top)
+        sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top,
+                  top_too=not state_next)
 
     # state ---------------------------------------------------------------------------------
 
@@ -223,8 +229,13 @@ class Journal:
         return json.dumps(state.to_json(), indent=1, sort_keys=True).encode() + b"\n"
 
     def save_state(self, state: State) -> bytes:
+        """Write the state (atomically, fsynced), unless the same bytes are there already from
+        this object's last save: a run that adds files only saves its final state as it saved
+        the pending one, and writing and syncing it again would change nothing."""
         data = self.state_bytes(state)
-        write_node(self.root, STATE, Node("reg", data, 0o644))
+        if data != self._saved:
+            write_node(self.root, STATE, Node("reg", data, 0o644))
+            self._saved = data
         return data
 
     # journal -------------------------------------------------------------------------------

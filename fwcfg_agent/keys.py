@@ -4,15 +4,15 @@ the line and the key. (settings.py groups the keys into a host and its interface
 
 from __future__ import annotations
 
-import re
-from typing import Callable, NamedTuple, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from . import validate
 from .errors import PayloadError
 from .model import BootProto, IPAddress, IPInterface, Route
+from .tuples import NamedTuple
 
 # The numbered families, matched exactly (IPADDR and IPADDR<digits>, never IPADDR_START).
-NUMBERED = re.compile(r"(IPADDR|PREFIX|NETMASK|DNS|ROUTE)([0-9]*)\Z")
+FAMILIES = frozenset({"IPADDR", "PREFIX", "NETMASK", "DNS", "ROUTE"})
 DEFAULT_PREFIX4 = 24
 DEFAULT_PREFIX6 = 64
 
@@ -33,19 +33,27 @@ class Value(NamedTuple):
         return f"{self.entry}, line {self.line}, key {key}"
 
 
+def numbered(key: str) -> Optional[tuple[str, str]]:
+    """A key of a numbered family as (family, ASCII digits): ("IPADDR", "7"), ("IPADDR", "");
+    None for any other key (IPADDR_START). String methods, not a regular expression: this runs
+    on every first boot, and re would compile its pattern first."""
+    name = key.rstrip("0123456789")
+    return (name, key[len(name):]) if name in FAMILIES else None
+
+
 def family(key: str) -> Optional[str]:
     """IPADDR for IPADDR and IPADDR7, None for IPADDR_START (likewise for every family);
     ROUTE and DNS need their number."""
-    m = NUMBERED.match(key)
-    if not m or (not m.group(2) and m.group(1) in ("DNS", "ROUTE")):
+    n = numbered(key)
+    if n is None or (not n[1] and n[0] in ("DNS", "ROUTE")):
         return None
-    return m.group(1)
+    return n[0]
 
 
 def key_suffix(key: str) -> str:
-    m = NUMBERED.match(key)
-    assert m is not None
-    return m.group(2)
+    n = numbered(key)
+    assert n is not None
+    return n[1]
 
 
 def index_of(key: str) -> int:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from typing import NamedTuple, Optional, Union
+from typing import Optional, Union
 
 from .formats import NETWORK_FORMATS, Format
+from .tuples import NamedTuple
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPInterface = Union[ipaddress.IPv4Interface, ipaddress.IPv6Interface]

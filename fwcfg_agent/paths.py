@@ -4,7 +4,8 @@ paths under the root with rootfs.chase()."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
+
+from .tuples import NamedTuple
 
 
 class Root(NamedTuple):

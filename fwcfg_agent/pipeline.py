@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from . import detect, device
 from .channels import CREDENTIAL, FW_CFG, SMBIOS, dmi_mentions_agent
@@ -23,6 +23,7 @@ from .rootfs import Reader
 from .settings import Result, build
 from .sources import Entry, EntryInfo, Source, credentials, dmi, open_source
 from .sources.sysfs import SysfsSource
+from .tuples import NamedTuple
 
 
 class Collected(NamedTuple):

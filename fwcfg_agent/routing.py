@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from . import keys as kv
 from . import validate
 from .keys import Value
 from .model import Interface, IPAddress, IPInterface, IPNetwork, Route
+from .tuples import NamedTuple
 
 
 class IPv6Settings(NamedTuple):

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 from . import keys as kv
 from . import validate
 from .keys import Value
 from .model import BootProto, Interface
+from .tuples import NamedTuple
 
 KINDS = {"ethernet": "ethernet", "vlan": "vlan", "bond": "bond", "bridge": "bridge"}
 SHAPE_KEYS = ("VLAN", "PHYSDEV", "VLAN_ID", "BONDING_MASTER", "BONDING_OPTS", "MASTER", "SLAVE",

@@ -12,16 +12,13 @@ import re
 from typing import Optional
 
 from .model import IPAddress, IPInterface, IPNetwork
+from .payload import control_char
 
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 # Interface names as the kernel allows them (1-15 bytes; no '/', ':' or whitespace), narrowed
 # to characters that are inert in every format and in file names.
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}\Z")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}\Z")
-# C0, DEL, C1, and the Unicode line and paragraph separators: everything that some reader
-# (systemd: a lone CR; Python's splitlines: VT, FF, FS, GS, RS, NEL, U+2028/9) takes as the end
-# of a line, and every other control character besides.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _DECIMAL = re.compile(r"[0-9]+\Z")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -32,9 +29,9 @@ MAX_INDEX_DIGITS = 9  # IPADDR<n>, DNS<n>, ROUTE<n>: n < 10**9
 def text(value: str) -> str:
     """Free text (the value of a key the agent passes through): one line, no control
     characters."""
-    m = _CONTROL.search(value)
-    if m:
-        raise ValueError(f"contains the control character U+{ord(m.group()):04X} (values are one "
+    c = control_char(value)
+    if c:
+        raise ValueError(f"contains the control character U+{ord(c):04X} (values are one "
                          "line of text without control characters)")
     return value
 

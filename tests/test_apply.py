@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,6 +45,74 @@ def test_first_boot_writes_everything(guest_root: Path) -> None:
     entries: list[dict[str, object]] = run["entries"]  # type: ignore[assignment]
     (entry,) = entries
     assert entry["name"] == "opt/GuestInfo" and entry["size"] == len(SOMLO["opt/GuestInfo"])
+
+
+def test_a_run_that_only_adds_files_writes_its_state_once(
+        guest_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending state (written and synced before any file) is the final one when the run
+    removes nothing: it is not written a second time. A run that removes a file writes both."""
+    from fwcfg_agent import fsutil
+    from fwcfg_agent import journal as journal_module
+
+    writes: list[bytes] = []
+    real = fsutil.write_node
+
+    def counting(root: str, rel: str, node: Any, **kw: Any) -> list[str]:
+        if rel == journal_module.STATE:
+            writes.append(node.data)
+        return real(root, rel, node, **kw)
+
+    monkeypatch.setattr(journal_module, "write_node", counting)
+    make_guest_root(guest_root, SOMLO)
+    assert agent(guest_root, "apply").code == 0
+    assert len(writes) == 1
+    assert (guest_root / "var/lib/fwcfg-agent/state.json").read_bytes() == writes[0]
+    write_fwcfg_tree(guest_root, {"opt/GuestInfo": b"HOSTNAME=guest1.example.com\n"})
+    writes.clear()
+    assert agent(guest_root, "apply").code == 0
+    assert len(writes) == 2 and writes[0] != writes[1]  # pending lists the removed file too
+    assert (guest_root / "var/lib/fwcfg-agent/state.json").read_bytes() == writes[1]
+
+
+def test_a_first_run_syncs_every_entry_before_it_relies_on_it(
+        guest_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every directory entry a first run makes (mkdir, rename) is fsynced before the journal's
+    pending record is, and every file's data before its rename: with the fsyncs the run
+    leaves out (the final state, as the pending one; the state directory, synced by the state's
+    save), a power cut at any instant still finds what the pending record names."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_mkdir, real_rename = os.fsync, os.mkdir, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def mkdir(path: str, mode: int = 0o777) -> None:
+        real_mkdir(path, mode)
+        events.append(("entry", os.path.dirname(os.path.abspath(path))))
+
+    def rename(src: str, dst: str) -> None:
+        events.append(("data", os.path.abspath(src)))
+        real_rename(src, dst)
+        events.append(("entry", os.path.dirname(os.path.abspath(dst))))
+
+    make_guest_root(guest_root, SOMLO)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "rename", rename)
+    assert agent(guest_root, "apply").code == 0
+    monkeypatch.undo()
+    journal_path = str(guest_root.resolve() / "var/lib/fwcfg-agent/journal.jsonl")
+    pending = events.index(("fsync", journal_path))
+    for i, (kind, path) in enumerate(events):
+        if kind == "data":  # a temp file's bytes are on the disk before it is renamed
+            assert ("fsync", path) in events[:i], path
+    # (the entries that make the state directory itself, in the root and in var/ and var/lib/,
+    # are left to the file system: ext4's journal commits them with the first fsync after)
+    state_dir = str(guest_root.resolve() / "var/lib/fwcfg-agent")
+    for i, (kind, path) in enumerate(events[:pending]):
+        if kind == "entry" and (path + "/").startswith(state_dir + "/"):
+            assert ("fsync", path) in events[i + 1:pending], path
 
 
 def test_second_run_changes_nothing_and_says_so(guest_root: Path) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import sys
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fwcfg_agent import config, validate
+from fwcfg_agent import config, keys, validate
+from fwcfg_agent import settings as settings_module
 from fwcfg_agent.errors import ConfigError, PayloadError
 from fwcfg_agent.model import BootProto
 from fwcfg_agent.payload import Assignment, Payload, parse
@@ -408,3 +410,39 @@ def test_routes_differing_in_metric_and_default_routes_on_two_nics() -> None:
     assert len(r.config.interfaces[0].routes) == 3
     assert "ens4 and ens3 both have an IPv4 default route with the same metric; the kernel uses " \
            "one of them" in r.warnings
+
+
+# The key classes as regular expressions, as settings.py and keys.py had them: the sets and
+# string methods that replaced them (re's compiling cost a first boot 6M instructions) must
+# classify every key the same way.
+_HOST_KEYS = re.compile(r"(HOSTNAME|DOMAIN|SEARCH|DNS[0-9]+)\Z")
+_IFACE_KEYS = re.compile(
+    r"(DEVICE|HWADDR|BOOTPROTO|IPADDR[0-9]*|PREFIX[0-9]*|NETMASK[0-9]*|GATEWAY|MTU|IPV6ADDR"
+    r"|IPV6ADDR_SECONDARIES|IPV6_DEFAULTGW|ROUTE[0-9]+|ONBOOT|TYPE|IPV6INIT|IPV6_DISABLED"
+    r"|IPV6_AUTOCONF|DHCPV6C|DEFROUTE|IPV6_DEFROUTE|IPV4_ROUTE_METRIC|IPV6_ROUTE_METRIC|PEERDNS"
+    r"|VLAN|PHYSDEV|VLAN_ID|BONDING_MASTER|BONDING_OPTS|MASTER|SLAVE|BRIDGE|STP|DELAY)\Z"
+)
+_NUMBERED = re.compile(r"(IPADDR|PREFIX|NETMASK|DNS|ROUTE)([0-9]*)\Z")
+_KNOWN = sorted({*settings_module.HOST_NAMES, *settings_module.IFACE_NAMES, *keys.FAMILIES})
+
+
+def _same_class(key: str) -> None:
+    assert settings_module.is_host_key(key) == bool(_HOST_KEYS.match(key)), key
+    assert settings_module.is_iface_key(key) == bool(_IFACE_KEYS.match(key)), key
+    m = _NUMBERED.match(key)
+    assert keys.numbered(key) == (m.groups() if m else None), key
+
+
+@pytest.mark.parametrize("key", [
+    *_KNOWN, *(k + "1" for k in _KNOWN), *(k + "07" for k in _KNOWN), *(k + "_X" for k in _KNOWN),
+    *(k + "1A" for k in _KNOWN), *(k[:-1] for k in _KNOWN), "X" + "IPADDR", "IPADDR\u0663", "",
+    "DNS", "ROUTE", "ROUTE0", "IPADDR_START", "ROUTE_METRIC", "1", "IPADDR\n",
+])
+def test_the_key_classes_are_the_regular_expressions_of_old(key: str) -> None:
+    _same_class(key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_KNOWN), st.text(alphabet="0123456789_AZ\u0663", max_size=4))
+def test_the_key_classes_hold_for_any_suffix(name: str, suffix: str) -> None:
+    _same_class(name + suffix)

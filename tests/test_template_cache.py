@@ -17,7 +17,13 @@ import pytest
 from fwcfg_agent.model import Format
 from fwcfg_agent.render import Plan, filters, render
 from fwcfg_agent.render.cache import check, main, precompile
-from fwcfg_agent.render.env import MANIFEST, Templates, jinja2_id, packaged_template_dir
+from fwcfg_agent.render.env import (
+    MANIFEST,
+    Templates,
+    jinja2_id,
+    packaged_template_dir,
+    sources_checksum,
+)
 from tests.render_cases import CASES, Case
 
 from .agent import agent
@@ -126,7 +132,7 @@ def test_a_precompile_by_a_patched_build_of_the_same_jinja2_is_ignored(compiled:
                                                                        tmp_path: Path) -> None:
     """A distribution's patched jinja2 keeps __version__: the digest of its sources tells."""
     patched = _copy(compiled, tmp_path / "patched")
-    _edit_manifest(patched, 1, f"jinja2 {jinja2.__version__} {'0' * 64}")
+    _edit_manifest(patched, 1, f"jinja2 {jinja2.__version__} crc32:{'0' * 8}")
     t = Templates(precompiled=patched)
     assert t.packaged.modules is None and "another build of jinja2" in t.packaged.unused_reason
     assert t.render("hostname.j2", config=FULL.config) == f"{FULL.config.hostname}\n"
@@ -134,9 +140,34 @@ def test_a_precompile_by_a_patched_build_of_the_same_jinja2_is_ignored(compiled:
 
 
 def test_the_jinja2_identity_is_its_version_and_sources() -> None:
-    version, digest = jinja2_id().split(" ")
-    assert version == jinja2.__version__ and len(bytes.fromhex(digest)) == 32
+    version, checksum = jinja2_id().split(" ")
+    assert version == jinja2.__version__ and checksum.startswith("crc32:")
+    assert len(bytes.fromhex(checksum.removeprefix("crc32:"))) == 4
     assert jinja2_id() == jinja2_id()
+    assert checksum == sources_checksum(os.path.dirname(jinja2.__file__))
+
+
+def test_a_changed_jinja2_module_changes_the_identity(compiled: Path, tmp_path: Path) -> None:
+    """A patch that keeps every size (one character for another) changes the checksum, and
+    a precompile made with that checksum is not used by this jinja2."""
+    copy = tmp_path / "jinja2"
+    shutil.copytree(os.path.dirname(jinja2.__file__), copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    checksum = jinja2_id().split(" ")[1]
+    assert sources_checksum(str(copy)) == checksum
+    compiler = copy / "compiler.py"
+    data = compiler.read_bytes()
+    i = data.index(b"<")
+    compiler.write_bytes(data[:i] + b">" + data[i + 1:])
+    patched = sources_checksum(str(copy))
+    assert patched != checksum
+    precompiled = _copy(compiled, tmp_path / "patched")
+    _edit_manifest(precompiled, 1, f"jinja2 {jinja2.__version__} {patched}")
+    t = Templates(precompiled=precompiled)
+    assert t.packaged.modules is None and "another build of jinja2" in t.packaged.unused_reason
+    (copy / "compiler.py").write_bytes(data)
+    (copy / "zz_patch.py").write_bytes(b"")  # a module more: also another build
+    assert sources_checksum(str(copy)) != checksum
 
 
 def _python_with_other_jinja2() -> Optional[str]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from .. import validate
 from ..config import AgentConfig
 from ..errors import ConfigError, PayloadError
 from ..model import Interface
 from ..payload import Payload, parse
-from ..settings import IFACE_KEYS, NetDev, build
+from ..settings import NetDev, build, is_iface_key
+from ..tuples import NamedTuple
 from . import names
 from .vm import VM
 
@@ -164,7 +165,7 @@ def _nic_notes(payloads: Sequence[Payload], vm: Optional[VM], interfaces: Sequen
     by_source = {entry: iface for iface in interfaces for entry in iface.source}
     for p in payloads:
         items = p.as_dict()
-        if not any(IFACE_KEYS.match(k) for k in items):
+        if not any(is_iface_key(k) for k in items):
             continue
         if "HWADDR" in items:
             mac = validate.mac(items["HWADDR"].value)

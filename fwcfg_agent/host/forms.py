@@ -21,9 +21,10 @@ import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from ..errors import ConfigError
+from ..tuples import NamedTuple
 from .check import FWCFG, SMBIOS
 
 HOSTS = ("qemu", "libvirt", "virt-install", "cloud-hypervisor", "proxmox", "incus")

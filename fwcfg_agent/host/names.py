@@ -21,10 +21,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from ..channels import MAX_NAME
 from ..config import DEFAULT_EXCLUDE
+from ..tuples import NamedTuple
 
 MAX_NAME_BYTES = 55
 RESERVED = ("opt/ovmf/", "opt/org.qemu/")

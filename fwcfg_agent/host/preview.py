@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from ..device import ACPI_DEVICES, ACPI_HID, FWCFG_SYSFS
 from ..facts import MANAGER_MARKERS, MANAGER_UNITS
 from ..log import Log
+from ..tuples import NamedTuple
 from .check import HostEntry
 
 FIRST_FILE_KEY = 0x20

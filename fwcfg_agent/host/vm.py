@@ -6,10 +6,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from .. import validate
 from ..errors import ConfigError
+from ..tuples import NamedTuple
 
 
 class VM(NamedTuple):

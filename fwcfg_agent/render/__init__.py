@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from ..facts import Facts
 from ..formats import CLOUD_INIT_DROPIN, NETWORK_FORMATS, SPECS, Format
 from ..model import HostConfig, Interface
+from ..tuples import NamedTuple
 
 
 class Renderer(Protocol):

@@ -8,11 +8,12 @@ Each rule is one (format, key, test, reason) row; the test reads the validated I
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from ..errors import PayloadError
 from ..formats import Format
 from ..model import HostConfig, Interface
+from ..tuples import NamedTuple
 
 
 class Rule(NamedTuple):

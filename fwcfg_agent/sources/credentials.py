@@ -14,7 +14,7 @@ EXCLUDE can leave out one credential (opt/fwcfg-agent/X) or all of them (opt/fwc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from ..channels import (
     CREDENTIAL_PREFIX,
@@ -25,6 +25,7 @@ from ..channels import (
 )
 from ..errors import PayloadError, SourceError
 from ..rootfs import Reader
+from ..tuples import NamedTuple
 
 
 class Credential(NamedTuple):

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Callable
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from ..channels import DMI_TABLE, OEM_BASE64, OEM_TEXT, name_problem
 from ..errors import PayloadError, SourceError
 from ..rootfs import Reader
+from ..tuples import NamedTuple
 
 # Larger than any table a VM manager or firmware makes (QEMU's SMBIOS 2.1 entry point allows
 # 64 KiB); SMBIOS 3's 32-bit size field would allow 4 GiB, which the agent will not hold.
