@@ -20,8 +20,6 @@ cannot drift. Kinds:
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -40,7 +38,7 @@ ENOENT, ENOTDIR, ELOOP = 2, 20, 40
 # each of its parents, is resolved once. A run starts with a clean slate (forget_paths): between
 # runs a directory may have become a symlink. Within a run the agent only creates plain
 # directories, which resolve the same before and after they exist.
-_dirs: dict[tuple[str, str], tuple[str, ...]] = {}
+_dirs: "dict[tuple[str, str], tuple[str, ...]]" = {}
 
 
 def forget_paths() -> None:
@@ -62,7 +60,7 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     # empty or absolute)
 
 
-def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
+def _resolved_dir(root: str, head: str) -> "tuple[str, ...]":
     """The resolved components of the directory `head`, from the memo or walked from its
     nearest resolved parent; every parent on the way is remembered too. (Resolution composes:
     a link's relative target is taken from the directory it is in, which is resolved first.)"""
@@ -85,7 +83,7 @@ def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
     return done
 
 
-def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[str]:
+def _walk(root: str, done: "list[str]", path: str, *, follow_last: bool) -> "list[str]":
     """Resolve `path` (components separated by "/") one component at a time below the
     resolved components `done`. Below a component that does not exist (or is not a directory)
     nothing exists either: the rest is taken as it is, without asking the kernel, until a `..`
@@ -122,7 +120,7 @@ def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[s
     return done
 
 
-def makedirs(root: str, rel_dir: str) -> list[str]:
+def makedirs(root: str, rel_dir: str) -> "list[str]":
     """Create the directory `rel_dir` under the root (resolved inside it), with every missing
     parent. Returns the directories it created, as paths relative to the root, outermost first."""
     created: list[str] = []
@@ -151,7 +149,7 @@ def guest_path(root: str, host_path: str) -> str:
     return "/" if rel == "." else "/" + rel
 
 
-def read_bytes(path: str) -> Optional[bytes]:
+def read_bytes(path: str) -> "Optional[bytes]":
     """The whole file, or None when it is missing or cannot be read as a file. (os.open and
     os.read: no file object, and no fstat, for the many small files a run reads.)"""
     try:
@@ -161,7 +159,7 @@ def read_bytes(path: str) -> Optional[bytes]:
     return _read_all(fd)
 
 
-def _read_all(fd: int) -> Optional[bytes]:
+def _read_all(fd: int) -> "Optional[bytes]":
     """What is left to read from fd, which is closed; None when it cannot be read."""
     try:
         chunks: list[bytes] = []
@@ -176,7 +174,7 @@ def _read_all(fd: int) -> Optional[bytes]:
         os.close(fd)
 
 
-def read_in_root(root: str, rel: str) -> Optional[bytes]:
+def read_in_root(root: str, rel: str) -> "Optional[bytes]":
     """read_bytes(chase(root, rel)), with a system call fewer for a file that is not a link:
     the final component is opened without following a link, and only a link is then resolved
     inside the root, as chase does."""
@@ -194,14 +192,14 @@ def read_in_root(root: str, rel: str) -> Optional[bytes]:
     return _read_all(fd)
 
 
-def listing(path: str) -> Optional[bytes]:
+def listing(path: str) -> "Optional[bytes]":
     try:
         return "\n".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape")
     except OSError:
         return None
 
 
-def lstat_text(path: str) -> Optional[bytes]:
+def lstat_text(path: str) -> "Optional[bytes]":
     """What the final component is: its type and permission bits (setuid, setgid and sticky
     included), or a link's target."""
     try:
@@ -218,8 +216,8 @@ def lstat_text(path: str) -> Optional[bytes]:
     return name + b" %04o" % (st.st_mode & 0o7777)
 
 
-def evaluate(root: str, kind: str, rel: str, extra: Optional[Callable[[str, str], Optional[bytes]]]
-             = None) -> Optional[bytes]:
+def evaluate(root: str, kind: str, rel: str,
+             extra: "Optional[Callable[[str, str], Optional[bytes]]]" = None) -> "Optional[bytes]":
     """An item's value now."""
     if kind == "f":
         return read_in_root(root, rel)
@@ -252,18 +250,18 @@ class Reader:
     def path(self, rel: str, *, follow_last: bool = True) -> str:
         return chase(self.root, rel, follow_last=follow_last)
 
-    def _note(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+    def _note(self, kind: str, rel: str, value: "Optional[bytes]") -> "Optional[bytes]":
         self.items.setdefault((kind, rel.lstrip("/")), value)
         return value
 
-    def read(self, rel: str) -> Optional[bytes]:
+    def read(self, rel: str) -> "Optional[bytes]":
         return self._note("f", rel, evaluate(self.root, "f", rel.lstrip("/")))
 
-    def text(self, rel: str) -> Optional[str]:
+    def text(self, rel: str) -> "Optional[str]":
         data = self.read(rel)
         return None if data is None else data.decode("utf-8", "replace")
 
-    def listdir(self, rel: str) -> Optional[list[str]]:
+    def listdir(self, rel: str) -> "Optional[list[str]]":
         data = self._note("d", rel, evaluate(self.root, "d", rel.lstrip("/")))
         if data is None:
             return None
@@ -272,19 +270,19 @@ class Reader:
     def exists(self, rel: str) -> bool:
         return self._note("e", rel, evaluate(self.root, "e", rel.lstrip("/"))) == b"1"
 
-    def lstat(self, rel: str) -> Optional[bytes]:
+    def lstat(self, rel: str) -> "Optional[bytes]":
         return self._note("m", rel, evaluate(self.root, "m", rel.lstrip("/")))
 
-    def fact(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+    def fact(self, kind: str, rel: str, value: "Optional[bytes]") -> "Optional[bytes]":
         """Record a value the caller computed (NICs, the agent's version and code)."""
         return self._note(kind, rel, value)
 
-    def set(self, kind: str, rel: str, value: Optional[bytes]) -> None:
+    def set(self, kind: str, rel: str, value: "Optional[bytes]") -> None:
         """What a path holds after the run wrote it: the next boot compares against that."""
         self.items[(kind, rel.lstrip("/"))] = value
 
     def forget(self, kind: str, rel: str) -> None:
         self.items.pop((kind, rel.lstrip("/")), None)
 
-    def record(self) -> list[Item]:
+    def record(self) -> "list[Item]":
         return [(k, r, v) for (k, r), v in self.items.items()]
