@@ -33,12 +33,14 @@ MAX_LINKS = 40
 ENOENT, ENOTDIR, ELOOP = 2, 20, 40
 
 
-# The resolved components of each directory chased in this run: (root, rel dir) -> components.
-# Paths share their directories (sys/firmware/qemu_fw_cfg/by_key/N/...), so each directory, and
-# each of its parents, is resolved once. A run starts with a clean slate (forget_paths): between
-# runs a directory may have become a symlink. Within a run the agent only creates plain
-# directories, which resolve the same before and after they exist.
-_dirs: "dict[tuple[str, str], tuple[str, ...]]" = {}
+# The directories chased in this run: (root, rel dir) -> (its resolved components, its host path
+# or None when it does not exist). Paths share their directories (sys/firmware/qemu_fw_cfg/
+# by_key/N/...), so each directory, and each of its parents, is resolved once, and nothing is
+# asked of the kernel below one that does not exist. A run starts with a clean slate
+# (forget_paths): between runs a directory may have become a symlink. Within a run the agent
+# only creates plain directories, which resolve the same before and after they exist; makedirs
+# forgets what it may have made stale (a directory noted as missing).
+_dirs: "dict[tuple[str, str], tuple[tuple[str, ...], Optional[str]]]" = {}
 
 
 def forget_paths() -> None:
@@ -53,41 +55,61 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     if root == "/":
         return "/" + rel
     head, _, last = rel.rpartition("/")
+    parts, host = _dir(root, head)
     if not follow_last and last not in ("", ".", ".."):  # (what _walk would do, without it)
-        return "/".join((root, *_resolved_dir(root, head), last))
-    done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
+        return host + "/" + last if host is not None else "/".join((root, *parts, last))
+    done, _ = _walk(root, list(parts), last, follow_last=follow_last)
     return "/".join((root, *done)) if done else root  # (os.path.join, in C: no component is
     # empty or absolute)
 
 
-def _resolved_dir(root: str, head: str) -> "tuple[str, ...]":
-    """The resolved components of the directory `head`, from the memo or walked from its
-    nearest resolved parent; every parent on the way is remembered too. (Resolution composes:
-    a link's relative target is taken from the directory it is in, which is resolved first.)"""
-    if not head:
-        return ()
+def _final(root: str, rel: str) -> "Optional[str]":
+    """chase(root, rel, follow_last=False), or None when a directory on the way does not exist
+    (nor, then, the path)."""
+    if root == "/":
+        return "/" + rel
+    head, _, last = rel.rpartition("/")
+    if last in ("", ".", ".."):
+        return chase(root, rel, follow_last=False)
+    host = _dir(root, head)[1]
+    return host + "/" + last if host is not None else None
+
+
+def _dir(root: str, head: str) -> "tuple[tuple[str, ...], Optional[str]]":
+    """The resolved components of the directory `head` and its host path (None: it does not
+    exist), from the memo or walked from its nearest resolved parent; every parent on the way
+    is remembered too. (Resolution composes: a link's relative target is taken from the
+    directory it is in, which is resolved first.)"""
     got = _dirs.get((root, head))
     if got is not None:
         return got
+    if not head:
+        return ((), root)
     parts = head.split("/")
     start = 0
-    done: tuple[str, ...] = ()
+    got = ((), root)
     for i in range(len(parts) - 1, 0, -1):
         cached = _dirs.get((root, "/".join(parts[:i])))
         if cached is not None:
-            start, done = i, cached
+            start, got = i, cached
             break
     for i in range(start, len(parts)):
-        done = tuple(_walk(root, list(done), parts[i], follow_last=True))
-        _dirs[(root, "/".join(parts[:i + 1]))] = done
-    return done
+        part = parts[i]
+        if got[1] is None and part not in ("", ".", ".."):  # below a missing directory
+            got = ((*got[0], part), None)
+        else:
+            done, gone = _walk(root, list(got[0]), part, follow_last=True)
+            got = (tuple(done), None if gone else "/".join((root, *done)) if done else root)
+        _dirs[(root, "/".join(parts[:i + 1]))] = got
+    return got
 
 
-def _walk(root: str, done: "list[str]", path: str, *, follow_last: bool) -> "list[str]":
+def _walk(root: str, done: "list[str]", path: str, *,
+          follow_last: bool) -> "tuple[list[str], bool]":
     """Resolve `path` (components separated by "/") one component at a time below the
-    resolved components `done`. Below a component that does not exist (or is not a directory)
-    nothing exists either: the rest is taken as it is, without asking the kernel, until a `..`
-    climbs back above it."""
+    resolved components `done`; also says whether a component is known not to exist. Below a
+    component that does not exist (or is not a directory) nothing exists either: the rest is
+    taken as it is, without asking the kernel, until a `..` climbs back above it."""
     todo = [p for p in reversed(path.split("/")) if p and p != "."]
     links = 0
     gone = -1  # the index in `done` of a component that does not exist; -1: none
@@ -117,7 +139,7 @@ def _walk(root: str, done: "list[str]", path: str, *, follow_last: bool) -> "lis
             done = []
             gone = -1
         todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
-    return done
+    return done, gone >= 0
 
 
 def makedirs(root: str, rel_dir: str) -> "list[str]":
@@ -138,6 +160,8 @@ def makedirs(root: str, rel_dir: str) -> "list[str]":
     for d in reversed(missing):
         os.mkdir(d, 0o755)
         created.append(guest_path(root, d))
+    if created:
+        forget_paths()  # (the memo may hold them as missing)
     return created
 
 
@@ -177,16 +201,15 @@ def _read_all(fd: int) -> "Optional[bytes]":
 def read_in_root(root: str, rel: str) -> "Optional[bytes]":
     """read_bytes(chase(root, rel)), with a system call fewer for a file that is not a link:
     the final component is opened without following a link, and only a link is then resolved
-    inside the root, as chase does."""
+    inside the root, as chase does. None at once below a directory that does not exist."""
     rel = rel.lstrip("/")
     if root == "/":
         return read_bytes("/" + rel)
-    head, _, last = rel.rpartition("/")
-    if last in ("", ".", ".."):
-        return read_bytes(chase(root, rel))
+    path = _final(root, rel)
+    if path is None:
+        return None
     try:
-        fd = os.open("/".join((root, *_resolved_dir(root, head), last)),
-                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
     return _read_all(fd)
@@ -221,16 +244,21 @@ def evaluate(root: str, kind: str, rel: str,
     """An item's value now."""
     if kind == "f":
         return read_in_root(root, rel)
-    if kind == "d":
-        return listing(chase(root, rel))
     if kind == "e":
+        path = _final(root, rel)
+        if path is None:
+            return b"0"
         try:
-            os.lstat(chase(root, rel, follow_last=False))
+            os.lstat(path)
         except (OSError, ValueError):  # (os.path.lexists, without its Python frame)
             return b"0"
         return b"1"
+    if kind == "d":
+        host = "/" + rel if root == "/" else _dir(root, rel)[1]
+        return listing(host) if host is not None else None
     if kind == "m":
-        return lstat_text(chase(root, rel, follow_last=False))
+        path = _final(root, rel)
+        return lstat_text(path) if path is not None else None
     if kind == "h":
         return os.uname().nodename.encode() if root == "/" else None
     if extra is not None:

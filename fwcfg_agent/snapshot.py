@@ -11,7 +11,7 @@ Only builtin modules are imported here: the fast path uses this module.
 import os
 
 from .nics import current_signature
-from .rootfs import chase, evaluate, makedirs, read_bytes
+from .rootfs import chase, evaluate, forget_paths, makedirs, read_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ def replay(root: str, items: "Sequence[Item]", agent: "dict[str, bytes]",
     """'' when every recorded item is as recorded, else why not. The NICs come last: their
     drivers load (started first) while the rest is compared, then the NICs are waited for.
     `agent` gives the values of the agent's own facts (kind v) as they are now."""
+    forget_paths()  # a new run: the tree may have changed since paths were last resolved
     nic_items = [i for i in items if i[0] == "n"]
     if nic_items and waiter is not None:
         waiter.load_drivers()
