@@ -81,26 +81,27 @@ def _parser() -> "argparse.ArgumentParser":
     return p
 
 
-class _Args:
+def _unit_args(argv: "Sequence[str]") -> "Optional[Any]":
     """The parsed command line the unit's `apply [--root DIR]` gives, without argparse: with
-    gettext, locale and shutil, argparse costs more than everything else a first boot loads."""
-
-    command = "apply"
-    config = None
-    debug = False
-    source = None
-    formats = None
-    dry_run = False
-
-    def __init__(self, root: str) -> None:
-        from pathlib import Path
-
-        self.root = Path(root)
-
-
-def _unit_args(argv: "Sequence[str]") -> "Optional[_Args]":
+    gettext, locale and shutil, argparse costs more than everything else a first boot loads.
+    (The class is made here, on the full path only: a class costs the fast path to create.)"""
     root = fast.apply_root(argv)
-    return _Args(root) if root is not None else None
+    if root is None:
+        return None
+    from pathlib import Path
+
+    class Args:
+        command = "apply"
+        config = None
+        debug = False
+        source = None
+        formats = None
+        dry_run = False
+
+        def __init__(self, root: str) -> None:
+            self.root = Path(root)
+
+    return Args(root)
 
 
 def main(argv: "Optional[Sequence[str]]" = None) -> int:

@@ -95,13 +95,27 @@ def _dir(root: str, head: str) -> "tuple[tuple[str, ...], Optional[str]]":
             break
     for i in range(start, len(parts)):
         part = parts[i]
-        if got[1] is None and part not in ("", ".", ".."):  # below a missing directory
-            got = ((*got[0], part), None)
-        else:
-            done, gone = _walk(root, list(got[0]), part, follow_last=True)
-            got = (tuple(done), None if gone else "/".join((root, *done)) if done else root)
+        comps, host = got
+        if part in ("", ".", ".."):
+            got = _walked(root, comps, part)
+        elif host is None:  # below a missing directory
+            got = ((*comps, part), None)
+        else:  # (_walk's step for one name, inline: most components are plain directories)
+            here = host + "/" + part
+            try:
+                os.readlink(here)
+            except OSError as e:  # not a link, or not there (nor anything below it)
+                got = ((*comps, part), None if e.errno in (ENOENT, ENOTDIR) else here)
+            else:
+                got = _walked(root, comps, part)
         _dirs[(root, "/".join(parts[:i + 1]))] = got
     return got
+
+
+def _walked(root: str, comps: "tuple[str, ...]",
+            part: str) -> "tuple[tuple[str, ...], Optional[str]]":
+    done, gone = _walk(root, list(comps), part, follow_last=True)
+    return tuple(done), None if gone else "/".join((root, *done)) if done else root
 
 
 def _walk(root: str, done: "list[str]", path: str, *,

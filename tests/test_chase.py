@@ -184,7 +184,7 @@ def test_evaluating_with_the_memo_gives_each_kind_its_definition(
     if not root.exists():
         _tree(root)
     forget_paths()
-    got = []
+    got: list[object] = []
     for kind, rel in items:
         try:
             got.append(evaluate(str(root), kind, rel))
