@@ -65,9 +65,12 @@ def compute(package_dir: str = _PACKAGE, templates: "str | None" = None) -> byte
 
 def read(package_dir: str = _PACKAGE) -> "bytes | None":
     """The digest the build recorded, or None (no file, or not a digest)."""
-    try:
-        with open(os.path.join(package_dir, FILE), "rb") as f:
-            text = f.read(4 * SIZE)
+    try:  # (os.open and os.read: no file object for one small read)
+        fd = os.open(os.path.join(package_dir, FILE), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            text = os.read(fd, 4 * SIZE)
+        finally:
+            os.close(fd)
         value = bytes.fromhex(text.decode("ascii").strip())
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None

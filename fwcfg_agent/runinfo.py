@@ -9,7 +9,7 @@ import os
 import time
 
 from . import __version__
-from .rootfs import chase, makedirs, read_bytes
+from .rootfs import chase, makedirs, read_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 
 
 def boot_id(root: str) -> str:
-    path = "/proc/sys/kernel/random/boot_id" if root == "/" else \
-        chase(root, "proc/sys/kernel/random/boot_id")
-    data = read_bytes(path)
+    data = read_in_root(root, "proc/sys/kernel/random/boot_id")
     return data.decode("ascii", "replace").strip() if data else "unknown"
 
 

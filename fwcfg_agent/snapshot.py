@@ -11,7 +11,7 @@ Only builtin modules are imported here: the fast path uses this module.
 import os
 
 from .nics import current_signature
-from .rootfs import chase, evaluate, forget_paths, makedirs, read_bytes
+from .rootfs import chase, evaluate, forget_paths, makedirs, read_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def forget(root: str) -> None:
 
 
 def load(root: str) -> "Optional[list[Item]]":
-    blob = read_bytes(chase(root, SNAPSHOT))
+    blob = read_in_root(root, SNAPSHOT)
     return parse(blob) if blob is not None else None
 
 
