@@ -12,8 +12,6 @@ credentials. Their names and paths, and the cheap check the boot's fast path mak
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 from .rootfs import chase, listing, read_bytes
 
 TYPE_CHECKING = False
@@ -44,7 +42,7 @@ CREDENTIAL_NAMESPACE = "opt/fwcfg-agent/"
 MAX_NAME = 255
 
 
-def name_problem(name: str) -> Optional[str]:
+def name_problem(name: str) -> "Optional[str]":
     """Why NAME cannot be an entry's name (None when it can): 1 to 255 printable ASCII
     characters, no space. Names reach logs, the journal and INCLUDE/EXCLUDE patterns."""
     if not name:
@@ -66,13 +64,13 @@ def is_agent_credential(credential: str) -> bool:
     return credential.startswith(CREDENTIAL_PREFIX)
 
 
-def dmi_mentions_agent(table: Optional[bytes]) -> bool:
+def dmi_mentions_agent(table: "Optional[bytes]") -> bool:
     """Whether the DMI table may hold an OEM string for the agent. No false negatives: every
     such string contains MARK verbatim (the table keeps strings as they are)."""
     return table is not None and MARK in table
 
 
-def credentials_for_agent(names: Optional[bytes]) -> bool:
+def credentials_for_agent(names: "Optional[bytes]") -> bool:
     """Whether a listing (rootfs.listing: names, one a line) names a credential for the agent."""
     return names is not None and any(
         is_agent_credential(n.decode("utf-8", "surrogateescape")) for n in names.split(b"\n"))

@@ -1,8 +1,6 @@
 """Command line: `fwcfg-agent apply|diff|show|journal|rollback|host`. The only place errors become
 exit codes; tracebacks only with --debug."""
 
-from __future__ import annotations
-
 import sys
 
 from . import __version__, fast
@@ -29,7 +27,7 @@ exit codes:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> "argparse.ArgumentParser":
     import argparse
     from pathlib import Path
 
@@ -83,40 +81,41 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Args:
+def _unit_args(argv: "Sequence[str]") -> "Optional[Any]":
     """The parsed command line the unit's `apply [--root DIR]` gives, without argparse: with
-    gettext, locale and shutil, argparse costs more than everything else a first boot loads."""
-
-    command = "apply"
-    config = None
-    debug = False
-    source = None
-    formats = None
-    dry_run = False
-
-    def __init__(self, root: str) -> None:
-        from pathlib import Path
-
-        self.root = Path(root)
-
-
-def _unit_args(argv: Sequence[str]) -> Optional[_Args]:
+    gettext, locale and shutil, argparse costs more than everything else a first boot loads.
+    (The class is made here, on the full path only: a class costs the fast path to create.)"""
     root = fast.apply_root(argv)
-    return _Args(root) if root is not None else None
+    if root is None:
+        return None
+    from pathlib import Path
+
+    class Args:
+        command = "apply"
+        config = None
+        debug = False
+        source = None
+        formats = None
+        dry_run = False
+
+        def __init__(self, root: str) -> None:
+            self.root = Path(root)
+
+    return Args(root)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: "Optional[Sequence[str]]" = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    from .errors import AgentError
-
     try:
         done = fast.run(argv)  # a boot where nothing changed ends here, cheaply
-    except AgentError as e:  # no device check or journal line possible: say so, plainly
+    except fast.agent_error() as e:  # no device check or journal line possible: say so, plainly
         sys.stderr.write(f"fwcfg-agent: error: {e}\n")
         return e.exit_code
     if done.code is not None:
         return done.code
     _terminate_on_sigterm()
+    from .errors import AgentError
+
     args: Any = _unit_args(argv) or _parser().parse_args(argv)
     if args.command == "host":  # the host half: no root, no lock, no journal
         from .host.cli import main as host_main

@@ -11,8 +11,6 @@ Imported on the boot's fast path: only modules Python has loaded at start-up (os
 agent's own `digest` (builtin hash modules) when the digest has to be computed.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -33,7 +31,7 @@ def template_dir(package_dir: str = _PACKAGE) -> str:
     return os.path.join(os.path.dirname(package_dir), "templates")
 
 
-def _listdir(directory: str, suffix: str) -> list[str]:
+def _listdir(directory: str, suffix: str) -> "list[str]":
     try:
         with os.scandir(directory) as it:
             return sorted(e.name for e in it if e.name.endswith(suffix) and e.is_file())
@@ -41,7 +39,7 @@ def _listdir(directory: str, suffix: str) -> list[str]:
         return []
 
 
-def files(package_dir: str, templates: str) -> Iterator[tuple[str, str]]:
+def files(package_dir: str, templates: str) -> "Iterator[tuple[str, str]]":
     """(name, path) of every file the digest covers, in a fixed order. Names are relative and
     the same in a checkout and an installed package (`render/env.py`, `templates/hosts.j2`)."""
     for sub, directory, suffix in (("", package_dir, ".py"),
@@ -51,7 +49,7 @@ def files(package_dir: str, templates: str) -> Iterator[tuple[str, str]]:
             yield sub + name, os.path.join(directory, name)
 
 
-def compute(package_dir: str = _PACKAGE, templates: str | None = None) -> bytes:
+def compute(package_dir: str = _PACKAGE, templates: "str | None" = None) -> bytes:
     """The digest of the files themselves (what the build writes into `_codeid`)."""
     from .digest import hash_function
 
@@ -65,18 +63,21 @@ def compute(package_dir: str = _PACKAGE, templates: str | None = None) -> bytes:
     return h.digest()  # type: ignore[no-any-return]
 
 
-def read(package_dir: str = _PACKAGE) -> bytes | None:
+def read(package_dir: str = _PACKAGE) -> "bytes | None":
     """The digest the build recorded, or None (no file, or not a digest)."""
-    try:
-        with open(os.path.join(package_dir, FILE), "rb") as f:
-            text = f.read(4 * SIZE)
+    try:  # (os.open and os.read: no file object for one small read)
+        fd = os.open(os.path.join(package_dir, FILE), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            text = os.read(fd, 4 * SIZE)
+        finally:
+            os.close(fd)
         value = bytes.fromhex(text.decode("ascii").strip())
     except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
         return None
     return value if len(value) == SIZE else None
 
 
-_digest: bytes | None = None
+_digest: "bytes | None" = None
 
 
 def code_digest() -> bytes:
@@ -88,7 +89,7 @@ def code_digest() -> bytes:
     return _digest
 
 
-def write(package_dir: str, templates: str | None = None) -> str:
+def write(package_dir: str, templates: "str | None" = None) -> str:
     """Compute the digest of the files under `package_dir` and record it there (at build time).
     Returns the file written."""
     path = os.path.join(package_dir, FILE)
@@ -99,7 +100,7 @@ def write(package_dir: str, templates: str | None = None) -> str:
     return path
 
 
-def main(argv: list[str]) -> int:
+def main(argv: "list[str]") -> int:
     """`python3 -m fwcfg_agent.codeid [--write]`: print the digest; --write records it in the
     package (what setup.py's build_py does in the build tree)."""
     if argv == ["--write"]:

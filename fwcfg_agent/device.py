@@ -11,8 +11,6 @@ fw-cfg@<address> whose status property allows it. Without any of these the kerne
 has nothing to bind to, and nothing may be read.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -31,7 +29,7 @@ STA_PRESENT = 1 << 0  # _STA bit 0: the device is present
 DT_AVAILABLE = (b"okay", b"ok")  # a node's status property; no property means available
 
 
-def _read(path: str) -> Optional[bytes]:
+def _read(path: str) -> "Optional[bytes]":
     try:
         with open(path, "rb", buffering=0) as f:
             return f.read(4096)
@@ -39,7 +37,7 @@ def _read(path: str) -> Optional[bytes]:
         return None
 
 
-def _children(path: str, prefix: str) -> list[str]:
+def _children(path: str, prefix: str) -> "list[str]":
     """The entries of directory PATH whose names start with PREFIX, sorted, as paths."""
     try:
         names = os.listdir(path)
@@ -68,13 +66,13 @@ def dt_available(node: str) -> bool:
     return status is None or status.rstrip(b"\0\n") in DT_AVAILABLE
 
 
-def acpi_devices(root: str) -> list[str]:
+def acpi_devices(root: str) -> "list[str]":
     """The present ACPI QEMU0002 devices under ROOT (paths, sorted)."""
     return [d for d in _children(os.path.join(root, ACPI_DEVICES), ACPI_HID + ":")
             if acpi_present(d)]
 
 
-def dt_nodes(root: str) -> list[str]:
+def dt_nodes(root: str) -> "list[str]":
     """The enabled fw-cfg@ device-tree nodes under ROOT (paths: /proc/device-tree's first)."""
     return [n for base in DT_BASES for n in _children(os.path.join(root, base), DT_NODE)
             if dt_available(n)]
@@ -97,19 +95,19 @@ _QUIET = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, flags, 0)
           for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY))]
 
 # modprobes that outlived a waiting call's timeout; reap() collects them later.
-_stragglers: list[int] = []
+_stragglers: "list[int]" = []
 
 
-def _argv(path: str, names: Sequence[str], *, by_alias: bool, remove: bool) -> list[str]:
+def _argv(path: str, names: "Sequence[str]", *, by_alias: bool, remove: bool) -> "list[str]":
     """Quiet, every name a module or alias (-a); -b (honour the blacklists, as udev does) for
     modaliases; -r to unload."""
     return [path, "-q", *(["-b"] if by_alias else []), *(["-r"] if remove else []), "-a",
             *names]
 
 
-def modprobe(names: Iterable[str], *, wait: bool, timeout: float = 10.0,
+def modprobe(names: "Iterable[str]", *, wait: bool, timeout: float = 10.0,
              by_alias: bool = False, remove: bool = False,
-             paths: Optional[Sequence[str]] = None) -> Optional[int]:
+             paths: "Optional[Sequence[str]]" = None) -> "Optional[int]":
     """Run modprobe for NAMES (module names, or modaliases with by_alias=True).
 
     The first executable of PATHS (default: MODPROBE, read at call time) is started with
@@ -138,7 +136,7 @@ def modprobe(names: Iterable[str], *, wait: bool, timeout: float = 10.0,
     return status
 
 
-def _wait(pid: int, timeout: float) -> Optional[int]:
+def _wait(pid: int, timeout: float) -> "Optional[int]":
     """The exit status of child PID, polled until TIMEOUT seconds have passed."""
     deadline = time.monotonic() + max(timeout, 0.0)
     pause = 0.001
@@ -156,7 +154,7 @@ def _wait(pid: int, timeout: float) -> Optional[int]:
         pause = min(pause * 2, 0.05)
 
 
-def _running(pids: Iterable[int]) -> list[int]:
+def _running(pids: "Iterable[int]") -> "list[int]":
     running = []
     for pid in pids:
         try:
@@ -168,7 +166,7 @@ def _running(pids: Iterable[int]) -> list[int]:
     return running
 
 
-def reap(pids: Iterable[int]) -> list[int]:
+def reap(pids: "Iterable[int]") -> "list[int]":
     """Collect those of the children PIDS that have ended, without waiting; returns the ones
     still running. Also collects the modprobes an earlier wait=True call left at its timeout."""
     running = _running(pids)

@@ -3,8 +3,6 @@
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
@@ -32,8 +30,8 @@ class PayloadError(AgentError):
         entry: str,
         reason: str,
         *,
-        line: Optional[int] = None,
-        key: Optional[str] = None,
+        line: "Optional[int]" = None,
+        key: "Optional[str]" = None,
     ) -> None:
         self.entry = entry
         self.line = line
@@ -84,13 +82,13 @@ class RootError(AgentError):
 
     exit_code = 7
 
-    def __init__(self, path: str, error: OSError | str) -> None:
+    def __init__(self, path: str, error: "OSError | str") -> None:
         self.path = path
         reason = error if isinstance(error, str) else _reason(error)
         super().__init__(f"{path}: {reason}")
 
 
-def _reason(e: OSError) -> str:
+def _reason(e: "OSError") -> str:
     import errno
 
     hints = {

@@ -10,8 +10,6 @@ any option on the command line: the full path runs, and is told why.
 Only builtin modules, and this package's modules that import only those, are loaded here.
 """
 
-from __future__ import annotations
-
 import os
 
 from . import __version__
@@ -23,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, Optional
 
+    from .errors import AgentError
     from .nics import Waiter
 
 NO_DEVICE_MESSAGE = ("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node), and no SMBIOS OEM "
@@ -37,13 +36,21 @@ class Result:
 
     __slots__ = ("code", "waiter", "why")
 
-    def __init__(self, code: Optional[int], why: str, waiter: Optional[Waiter]) -> None:
+    def __init__(self, code: "Optional[int]", why: str, waiter: "Optional[Waiter]") -> None:
         self.code = code
         self.why = why
         self.waiter = waiter
 
 
-def apply_root(argv: Sequence[str]) -> Optional[str]:
+def agent_error() -> "type[AgentError]":
+    """errors.AgentError, for an except clause: Python evaluates a clause's expression only when
+    an exception reaches it, so a run that raises nothing never loads the error classes."""
+    from .errors import AgentError
+
+    return AgentError
+
+
+def apply_root(argv: "Sequence[str]") -> "Optional[str]":
     """The root of the unit's command line, `apply [--root DIR]`; None for any other."""
     args = list(argv)
     if not args or args[0] != "apply":
@@ -58,7 +65,7 @@ def apply_root(argv: Sequence[str]) -> Optional[str]:
     return None
 
 
-def agent_facts() -> dict[str, bytes]:
+def agent_facts() -> "dict[str, bytes]":
     """The agent's own inputs: its version, and the digest of its packaged templates and code
     (a rebuild that patches a template changes it, even with the same version)."""
     from .codeid import code_digest
@@ -66,7 +73,7 @@ def agent_facts() -> dict[str, bytes]:
     return {"version": __version__.encode(), "code": code_digest()}
 
 
-def run(argv: Sequence[str]) -> Result:
+def run(argv: "Sequence[str]") -> "Result":
     given = apply_root(argv)
     if given is None:
         return Result(None, "", None)  # another command, any other option: the full path
@@ -84,7 +91,6 @@ def run(argv: Sequence[str]) -> Result:
     # Only now the modules of the replay: a boot without a device (bare metal, another
     # hypervisor) does not pay for them.
     from . import snapshot
-    from .errors import AgentError
     from .lock import RunLock
     from .nics import Waiter
     from .rootfs import forget_paths
@@ -108,7 +114,7 @@ def run(argv: Sequence[str]) -> Result:
             if outcome == "unchanged":
                 fields["files"] = []
             append(root, record(root, "apply", outcome, **fields))
-    except AgentError as e:
+    except agent_error() as e:
         return Result(None, f"the fast path could not finish ({e})", waiter)
     except OSError as e:
         return Result(None, f"the fast path could not finish ({e.strerror})", waiter)

@@ -1,17 +1,14 @@
 """One run at a time: an flock, waited for a bounded time. The one flock loop of the agent:
 the run lock (ROOT/run/fwcfg-agent.lock) and the raw reader's device lock both use it.
 
-Only builtin modules are imported here: the fast path uses this module.
+Only builtin modules are imported here: the fast path uses this module. The error classes are
+imported only to raise one: a boot that takes the lock does not load them.
 """
 
-from __future__ import annotations
-
-import errno
 import fcntl
 import os
 import time
 
-from .errors import LockError, RootError
 from .rootfs import chase, makedirs
 
 TYPE_CHECKING = False
@@ -20,6 +17,7 @@ if TYPE_CHECKING:
     from typing import Optional
 
 RUN_LOCK = "run/fwcfg-agent.lock"
+EAGAIN, EACCES = 11, 13  # flock's "held by another process" (EWOULDBLOCK is EAGAIN on Linux)
 
 
 def flock(fd: int, timeout: float) -> bool:
@@ -31,7 +29,7 @@ def flock(fd: int, timeout: float) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            if e.errno not in (EAGAIN, EACCES):
                 raise
             if time.monotonic() >= deadline:
                 return False
@@ -46,6 +44,8 @@ def open_lock_file(root: str, rel: str) -> int:
         makedirs(root, os.path.dirname(rel))
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as e:
+        from .errors import RootError
+
         raise RootError(path, e) from None
 
 
@@ -57,22 +57,26 @@ class RunLock:
         self.timeout = timeout
         self.fd: Optional[int] = None
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> "RunLock":
         fd = open_lock_file(self.root, RUN_LOCK)
         try:
             held = flock(fd, self.timeout)
         except OSError as e:
             os.close(fd)
+            from .errors import RootError
+
             raise RootError(chase(self.root, RUN_LOCK), e) from None
         if not held:
             os.close(fd)
+            from .errors import LockError
+
             raise LockError(f"another fwcfg-agent run holds {chase(self.root, RUN_LOCK)} "
                             f"(waited {self.timeout:g} s)")
         self.fd = fd
         return self
 
-    def __exit__(self, et: Optional[type[BaseException]], ev: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> None:
+    def __exit__(self, et: "Optional[type[BaseException]]", ev: "Optional[BaseException]",
+                 tb: "Optional[TracebackType]") -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None

@@ -6,8 +6,6 @@ is not wireless) serves the full path's facts, the fast path's comparison and ev
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -47,7 +45,7 @@ def is_ethernet(netdev_dir: str) -> bool:
         and not os.path.lexists(os.path.join(netdev_dir, "wireless"))
 
 
-def read(root: str) -> list[Nic]:
+def read(root: str) -> "list[Nic]":
     """The Ethernet NICs the kernel shows now, in ifindex order."""
     net = chase(root, NET)
     try:
@@ -66,7 +64,7 @@ def read(root: str) -> list[Nic]:
     return found
 
 
-def signature(nics: Sequence[Nic], *, with_names: bool) -> bytes:
+def signature(nics: "Sequence[Nic]", *, with_names: bool) -> bytes:
     """What the rendered files depend on: each NIC's MAC in ifindex order, and its kernel name
     only where a format uses names. Without names, a NIC that udev renames between boots
     (eth0 -> enp0s3) is the same NIC."""
@@ -78,7 +76,7 @@ def current_signature(root: str, rel: str) -> bytes:
     return signature(read(root), with_names=rel == "names")
 
 
-def _nic_hardware(root: str) -> list[tuple[str, bool]]:
+def _nic_hardware(root: str) -> "list[tuple[str, bool]]":
     """The Ethernet NIC hardware, whether or not a driver has bound yet: (sysfs device
     directory, whether it is a whole NIC) for every PCI Ethernet controller (virtio-net on PCI
     included) and every virtio-net device. A virtio-net device on PCI is the same NIC as its
@@ -110,7 +108,7 @@ def expected(root: str) -> int:
     return sum(1 for _, whole in _nic_hardware(root) if whole)
 
 
-def driverless_aliases(root: str) -> list[str]:
+def driverless_aliases(root: str) -> "list[str]":
     """The modaliases of NIC hardware no driver has bound yet (a virtio-pci function's driver
     is the transport; its virtio-net device shows up, driverless, once that has bound)."""
     aliases = []

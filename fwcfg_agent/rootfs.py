@@ -20,8 +20,6 @@ cannot drift. Kinds:
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -35,12 +33,14 @@ MAX_LINKS = 40
 ENOENT, ENOTDIR, ELOOP = 2, 20, 40
 
 
-# The resolved components of each directory chased in this run: (root, rel dir) -> components.
-# Paths share their directories (sys/firmware/qemu_fw_cfg/by_key/N/...), so each directory, and
-# each of its parents, is resolved once. A run starts with a clean slate (forget_paths): between
-# runs a directory may have become a symlink. Within a run the agent only creates plain
-# directories, which resolve the same before and after they exist.
-_dirs: dict[tuple[str, str], tuple[str, ...]] = {}
+# The directories chased in this run: (root, rel dir) -> (its resolved components, its host path
+# or None when it does not exist). Paths share their directories (sys/firmware/qemu_fw_cfg/
+# by_key/N/...), so each directory, and each of its parents, is resolved once, and nothing is
+# asked of the kernel below one that does not exist. A run starts with a clean slate
+# (forget_paths): between runs a directory may have become a symlink. Within a run the agent
+# only creates plain directories, which resolve the same before and after they exist; makedirs
+# forgets what it may have made stale (a directory noted as missing).
+_dirs: "dict[tuple[str, str], tuple[tuple[str, ...], Optional[str]]]" = {}
 
 
 def forget_paths() -> None:
@@ -55,41 +55,75 @@ def chase(root: str, rel: str, *, follow_last: bool = True) -> str:
     if root == "/":
         return "/" + rel
     head, _, last = rel.rpartition("/")
+    parts, host = _dir(root, head)
     if not follow_last and last not in ("", ".", ".."):  # (what _walk would do, without it)
-        return "/".join((root, *_resolved_dir(root, head), last))
-    done = _walk(root, list(_resolved_dir(root, head)), last, follow_last=follow_last)
+        return host + "/" + last if host is not None else "/".join((root, *parts, last))
+    done, _ = _walk(root, list(parts), last, follow_last=follow_last)
     return "/".join((root, *done)) if done else root  # (os.path.join, in C: no component is
     # empty or absolute)
 
 
-def _resolved_dir(root: str, head: str) -> tuple[str, ...]:
-    """The resolved components of the directory `head`, from the memo or walked from its
-    nearest resolved parent; every parent on the way is remembered too. (Resolution composes:
-    a link's relative target is taken from the directory it is in, which is resolved first.)"""
-    if not head:
-        return ()
+def _final(root: str, rel: str) -> "Optional[str]":
+    """chase(root, rel, follow_last=False), or None when a directory on the way does not exist
+    (nor, then, the path)."""
+    if root == "/":
+        return "/" + rel
+    head, _, last = rel.rpartition("/")
+    if last in ("", ".", ".."):
+        return chase(root, rel, follow_last=False)
+    host = _dir(root, head)[1]
+    return host + "/" + last if host is not None else None
+
+
+def _dir(root: str, head: str) -> "tuple[tuple[str, ...], Optional[str]]":
+    """The resolved components of the directory `head` and its host path (None: it does not
+    exist), from the memo or walked from its nearest resolved parent; every parent on the way
+    is remembered too. (Resolution composes: a link's relative target is taken from the
+    directory it is in, which is resolved first.)"""
     got = _dirs.get((root, head))
     if got is not None:
         return got
+    if not head:
+        return ((), root)
     parts = head.split("/")
     start = 0
-    done: tuple[str, ...] = ()
+    got = ((), root)
     for i in range(len(parts) - 1, 0, -1):
         cached = _dirs.get((root, "/".join(parts[:i])))
         if cached is not None:
-            start, done = i, cached
+            start, got = i, cached
             break
     for i in range(start, len(parts)):
-        done = tuple(_walk(root, list(done), parts[i], follow_last=True))
-        _dirs[(root, "/".join(parts[:i + 1]))] = done
-    return done
+        part = parts[i]
+        comps, host = got
+        if part in ("", ".", ".."):
+            got = _walked(root, comps, part)
+        elif host is None:  # below a missing directory
+            got = ((*comps, part), None)
+        else:  # (_walk's step for one name, inline: most components are plain directories)
+            here = host + "/" + part
+            try:
+                os.readlink(here)
+            except OSError as e:  # not a link, or not there (nor anything below it)
+                got = ((*comps, part), None if e.errno in (ENOENT, ENOTDIR) else here)
+            else:
+                got = _walked(root, comps, part)
+        _dirs[(root, "/".join(parts[:i + 1]))] = got
+    return got
 
 
-def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[str]:
+def _walked(root: str, comps: "tuple[str, ...]",
+            part: str) -> "tuple[tuple[str, ...], Optional[str]]":
+    done, gone = _walk(root, list(comps), part, follow_last=True)
+    return tuple(done), None if gone else "/".join((root, *done)) if done else root
+
+
+def _walk(root: str, done: "list[str]", path: str, *,
+          follow_last: bool) -> "tuple[list[str], bool]":
     """Resolve `path` (components separated by "/") one component at a time below the
-    resolved components `done`. Below a component that does not exist (or is not a directory)
-    nothing exists either: the rest is taken as it is, without asking the kernel, until a `..`
-    climbs back above it."""
+    resolved components `done`; also says whether a component is known not to exist. Below a
+    component that does not exist (or is not a directory) nothing exists either: the rest is
+    taken as it is, without asking the kernel, until a `..` climbs back above it."""
     todo = [p for p in reversed(path.split("/")) if p and p != "."]
     links = 0
     gone = -1  # the index in `done` of a component that does not exist; -1: none
@@ -119,10 +153,10 @@ def _walk(root: str, done: list[str], path: str, *, follow_last: bool) -> list[s
             done = []
             gone = -1
         todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
-    return done
+    return done, gone >= 0
 
 
-def makedirs(root: str, rel_dir: str) -> list[str]:
+def makedirs(root: str, rel_dir: str) -> "list[str]":
     """Create the directory `rel_dir` under the root (resolved inside it), with every missing
     parent. Returns the directories it created, as paths relative to the root, outermost first."""
     created: list[str] = []
@@ -140,6 +174,8 @@ def makedirs(root: str, rel_dir: str) -> list[str]:
     for d in reversed(missing):
         os.mkdir(d, 0o755)
         created.append(guest_path(root, d))
+    if created:
+        forget_paths()  # (the memo may hold them as missing)
     return created
 
 
@@ -151,7 +187,7 @@ def guest_path(root: str, host_path: str) -> str:
     return "/" if rel == "." else "/" + rel
 
 
-def read_bytes(path: str) -> Optional[bytes]:
+def read_bytes(path: str) -> "Optional[bytes]":
     """The whole file, or None when it is missing or cannot be read as a file. (os.open and
     os.read: no file object, and no fstat, for the many small files a run reads.)"""
     try:
@@ -161,7 +197,7 @@ def read_bytes(path: str) -> Optional[bytes]:
     return _read_all(fd)
 
 
-def _read_all(fd: int) -> Optional[bytes]:
+def _read_all(fd: int) -> "Optional[bytes]":
     """What is left to read from fd, which is closed; None when it cannot be read."""
     try:
         chunks: list[bytes] = []
@@ -176,32 +212,31 @@ def _read_all(fd: int) -> Optional[bytes]:
         os.close(fd)
 
 
-def read_in_root(root: str, rel: str) -> Optional[bytes]:
+def read_in_root(root: str, rel: str) -> "Optional[bytes]":
     """read_bytes(chase(root, rel)), with a system call fewer for a file that is not a link:
     the final component is opened without following a link, and only a link is then resolved
-    inside the root, as chase does."""
+    inside the root, as chase does. None at once below a directory that does not exist."""
     rel = rel.lstrip("/")
     if root == "/":
         return read_bytes("/" + rel)
-    head, _, last = rel.rpartition("/")
-    if last in ("", ".", ".."):
-        return read_bytes(chase(root, rel))
+    path = _final(root, rel)
+    if path is None:
+        return None
     try:
-        fd = os.open("/".join((root, *_resolved_dir(root, head), last)),
-                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as e:
         return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
     return _read_all(fd)
 
 
-def listing(path: str) -> Optional[bytes]:
+def listing(path: str) -> "Optional[bytes]":
     try:
         return "\n".join(sorted(os.listdir(path))).encode("utf-8", "surrogateescape")
     except OSError:
         return None
 
 
-def lstat_text(path: str) -> Optional[bytes]:
+def lstat_text(path: str) -> "Optional[bytes]":
     """What the final component is: its type and permission bits (setuid, setgid and sticky
     included), or a link's target."""
     try:
@@ -218,21 +253,26 @@ def lstat_text(path: str) -> Optional[bytes]:
     return name + b" %04o" % (st.st_mode & 0o7777)
 
 
-def evaluate(root: str, kind: str, rel: str, extra: Optional[Callable[[str, str], Optional[bytes]]]
-             = None) -> Optional[bytes]:
+def evaluate(root: str, kind: str, rel: str,
+             extra: "Optional[Callable[[str, str], Optional[bytes]]]" = None) -> "Optional[bytes]":
     """An item's value now."""
     if kind == "f":
         return read_in_root(root, rel)
-    if kind == "d":
-        return listing(chase(root, rel))
     if kind == "e":
+        path = _final(root, rel)
+        if path is None:
+            return b"0"
         try:
-            os.lstat(chase(root, rel, follow_last=False))
+            os.lstat(path)
         except (OSError, ValueError):  # (os.path.lexists, without its Python frame)
             return b"0"
         return b"1"
+    if kind == "d":
+        host = "/" + rel if root == "/" else _dir(root, rel)[1]
+        return listing(host) if host is not None else None
     if kind == "m":
-        return lstat_text(chase(root, rel, follow_last=False))
+        path = _final(root, rel)
+        return lstat_text(path) if path is not None else None
     if kind == "h":
         return os.uname().nodename.encode() if root == "/" else None
     if extra is not None:
@@ -252,18 +292,18 @@ class Reader:
     def path(self, rel: str, *, follow_last: bool = True) -> str:
         return chase(self.root, rel, follow_last=follow_last)
 
-    def _note(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+    def _note(self, kind: str, rel: str, value: "Optional[bytes]") -> "Optional[bytes]":
         self.items.setdefault((kind, rel.lstrip("/")), value)
         return value
 
-    def read(self, rel: str) -> Optional[bytes]:
+    def read(self, rel: str) -> "Optional[bytes]":
         return self._note("f", rel, evaluate(self.root, "f", rel.lstrip("/")))
 
-    def text(self, rel: str) -> Optional[str]:
+    def text(self, rel: str) -> "Optional[str]":
         data = self.read(rel)
         return None if data is None else data.decode("utf-8", "replace")
 
-    def listdir(self, rel: str) -> Optional[list[str]]:
+    def listdir(self, rel: str) -> "Optional[list[str]]":
         data = self._note("d", rel, evaluate(self.root, "d", rel.lstrip("/")))
         if data is None:
             return None
@@ -272,19 +312,19 @@ class Reader:
     def exists(self, rel: str) -> bool:
         return self._note("e", rel, evaluate(self.root, "e", rel.lstrip("/"))) == b"1"
 
-    def lstat(self, rel: str) -> Optional[bytes]:
+    def lstat(self, rel: str) -> "Optional[bytes]":
         return self._note("m", rel, evaluate(self.root, "m", rel.lstrip("/")))
 
-    def fact(self, kind: str, rel: str, value: Optional[bytes]) -> Optional[bytes]:
+    def fact(self, kind: str, rel: str, value: "Optional[bytes]") -> "Optional[bytes]":
         """Record a value the caller computed (NICs, the agent's version and code)."""
         return self._note(kind, rel, value)
 
-    def set(self, kind: str, rel: str, value: Optional[bytes]) -> None:
+    def set(self, kind: str, rel: str, value: "Optional[bytes]") -> None:
         """What a path holds after the run wrote it: the next boot compares against that."""
         self.items[(kind, rel.lstrip("/"))] = value
 
     def forget(self, kind: str, rel: str) -> None:
         self.items.pop((kind, rel.lstrip("/")), None)
 
-    def record(self) -> list[Item]:
+    def record(self) -> "list[Item]":
         return [(k, r, v) for (k, r), v in self.items.items()]

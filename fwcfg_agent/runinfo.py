@@ -5,13 +5,11 @@ Only builtin modules are imported here: the fast path uses this module (json wou
 and even its C half _json is a shared library to load).
 """
 
-from __future__ import annotations
-
 import os
 import time
 
 from . import __version__
-from .rootfs import chase, makedirs, read_bytes
+from .rootfs import chase, makedirs, read_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,13 +17,11 @@ if TYPE_CHECKING:
 
 
 def boot_id(root: str) -> str:
-    path = "/proc/sys/kernel/random/boot_id" if root == "/" else \
-        chase(root, "proc/sys/kernel/random/boot_id")
-    data = read_bytes(path)
+    data = read_in_root(root, "proc/sys/kernel/random/boot_id")
     return data.decode("ascii", "replace").strip() if data else "unknown"
 
 
-def new_run() -> tuple[str, str]:
+def new_run() -> "tuple[str, str]":
     """A new run id (sortable by time, unique) and the run's time in ISO 8601 (UTC)."""
     now = time.time()
     micro = int(now * 1e6) % 1000000
@@ -35,7 +31,8 @@ def new_run() -> tuple[str, str]:
     return run, iso
 
 
-def record(root: str, command: str, outcome: str, run: str = "", **fields: Any) -> dict[str, Any]:
+def record(root: str, command: str, outcome: str, run: str = "",
+           **fields: "Any") -> "dict[str, Any]":
     """A journal record: one JSON object per run, the same fields from either path."""
     new_id, iso = new_run()
     return {"run": run or new_id, "time": iso, "boot_id": boot_id(root),
@@ -74,7 +71,7 @@ class RawJSON(str):
     """JSON text to put in a record as it is (the entry list the snapshot kept)."""
 
 
-def dumps(value: Any) -> str:
+def dumps(value: "Any") -> str:
     """JSON, as json.dumps(value, sort_keys=True, separators=(",", ":")) writes it."""
     if isinstance(value, RawJSON):
         return str.__str__(value)
@@ -96,11 +93,11 @@ def dumps(value: Any) -> str:
     raise TypeError(f"cannot record a {type(value).__name__} in the journal")
 
 
-def line(rec: dict[str, Any]) -> bytes:
+def line(rec: "dict[str, Any]") -> bytes:
     return dumps(rec).encode("ascii") + b"\n"
 
 
-def append(root: str, rec: dict[str, Any], *, sync: bool = False) -> None:
+def append(root: str, rec: "dict[str, Any]", *, sync: bool = False) -> None:
     """Append a record to the journal (created inside the root as needed). With sync, it is
     on the disk before this returns: a run records what it will change before changing it."""
     makedirs(root, STATE_DIR)

@@ -8,12 +8,10 @@ every item again; equal means the full path would change nothing.
 Only builtin modules are imported here: the fast path uses this module.
 """
 
-from __future__ import annotations
-
 import os
 
 from .nics import current_signature
-from .rootfs import chase, evaluate, makedirs, read_bytes
+from .rootfs import chase, evaluate, forget_paths, makedirs, read_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,7 +26,7 @@ MAGIC = b"fwcfg-agent-snapshot 2\n"
 NOTES = ("o", "s", "j")  # outcome, source, entries (JSON): recorded, not compared
 
 
-def serialize(items: Iterable[Item]) -> bytes:
+def serialize(items: "Iterable[Item]") -> bytes:
     out = [MAGIC]
     for kind, rel, data in items:
         if "\n" in rel or " " in kind:
@@ -41,7 +39,7 @@ def serialize(items: Iterable[Item]) -> bytes:
     return b"".join(out)
 
 
-def parse(blob: bytes) -> Optional[list[Item]]:
+def parse(blob: bytes) -> "Optional[list[Item]]":
     if not blob.startswith(MAGIC):
         return None
     items: list[Item] = []
@@ -70,7 +68,7 @@ def parse(blob: bytes) -> Optional[list[Item]]:
     return items
 
 
-def save(root: str, items: Sequence[Item]) -> None:
+def save(root: str, items: "Sequence[Item]") -> None:
     """Save the snapshot atomically (a torn or missing snapshot costs one full run)."""
     makedirs(root, os.path.dirname(SNAPSHOT))
     path = chase(root, SNAPSHOT, follow_last=False)
@@ -91,12 +89,12 @@ def forget(root: str) -> None:
         pass
 
 
-def load(root: str) -> Optional[list[Item]]:
-    blob = read_bytes(chase(root, SNAPSHOT))
+def load(root: str) -> "Optional[list[Item]]":
+    blob = read_in_root(root, SNAPSHOT)
     return parse(blob) if blob is not None else None
 
 
-def notes(items: Sequence[Item]) -> dict[str, bytes]:
+def notes(items: "Sequence[Item]") -> "dict[str, bytes]":
     return {kind: data or b"" for kind, _, data in items if kind in NOTES}
 
 
@@ -119,11 +117,12 @@ def describe(kind: str, rel: str) -> str:
     return _WHAT.get(kind, "{} changed").format(shown)
 
 
-def replay(root: str, items: Sequence[Item], agent: dict[str, bytes],
-           waiter: Optional[Waiter]) -> str:
+def replay(root: str, items: "Sequence[Item]", agent: "dict[str, bytes]",
+           waiter: "Optional[Waiter]") -> str:
     """'' when every recorded item is as recorded, else why not. The NICs come last: their
     drivers load (started first) while the rest is compared, then the NICs are waited for.
     `agent` gives the values of the agent's own facts (kind v) as they are now."""
+    forget_paths()  # a new run: the tree may have changed since paths were last resolved
     nic_items = [i for i in items if i[0] == "n"]
     if nic_items and waiter is not None:
         waiter.load_drivers()

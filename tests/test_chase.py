@@ -11,7 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fwcfg_agent.rootfs import chase, forget_paths, read_bytes, read_in_root
+from fwcfg_agent.rootfs import (
+    chase,
+    evaluate,
+    forget_paths,
+    listing,
+    lstat_text,
+    makedirs,
+    read_bytes,
+    read_in_root,
+)
 
 from .forked import in_child
 
@@ -144,3 +153,57 @@ def test_reading_in_the_root_reads_what_chase_names(tmp_path: Path, rel: str) ->
     except OSError as e:
         want = e.errno
     assert got == want
+
+
+def _by_definition(root: Path, kind: str, rel: str) -> object:
+    """An item's value as rootfs's docstring defines it, from chase alone."""
+    try:
+        if kind == "f":
+            return read_bytes(chase(str(root), rel))
+        if kind == "d":
+            return listing(chase(str(root), rel))
+        final = chase(str(root), rel, follow_last=False)
+        if kind == "e":
+            return b"1" if os.path.lexists(final) else b"0"
+        return lstat_text(final)
+    except OSError as e:
+        return e.errno
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from("fdem"),
+                          st.lists(st.sampled_from((*NAMES, "hostname")), min_size=1,
+                                   max_size=5).map("/".join)), min_size=1, max_size=12))
+def test_evaluating_with_the_memo_gives_each_kind_its_definition(
+        tmp_path: Path, items: list[tuple[str, str]]) -> None:
+    """One run evaluates many items with one memo, which also notes the directories that do
+    not exist (nothing below one is asked of the kernel): each value is still what the kind's
+    definition gives, on a fresh memo for every item."""
+    root = tmp_path / "root"
+    if not root.exists():
+        _tree(root)
+    forget_paths()
+    got: list[object] = []
+    for kind, rel in items:
+        try:
+            got.append(evaluate(str(root), kind, rel))
+        except OSError as e:
+            got.append(e.errno)
+    want = []
+    for kind, rel in items:
+        forget_paths()
+        want.append(_by_definition(root, kind, rel))
+    assert got == want
+
+
+def test_a_directory_noted_missing_is_seen_once_the_run_makes_it(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "root")
+    forget_paths()
+    assert evaluate(str(root), "e", "var/lib/x/state") == b"0"
+    assert evaluate(str(root), "d", "var/lib/x") is None
+    assert makedirs(str(root), "var/lib/x") == ["/var", "/var/lib", "/var/lib/x"]
+    (root / "var/lib/x/state").write_text("1\n")
+    assert evaluate(str(root), "e", "var/lib/x/state") == b"1"
+    assert evaluate(str(root), "f", "var/lib/x/state") == b"1\n"
+    assert evaluate(str(root), "d", "var/lib/x") == b"state"

@@ -86,7 +86,7 @@ def test_fast_path_message_waits_until_journald_has_read_it(tmp_path: Path,
     import threading
     import time
 
-    from fwcfg_agent import journald as jd
+    from fwcfg_agent import log as jd
     from fwcfg_agent.log import MSG_UNCHANGED, Log
 
     def say(message: str, message_id: str) -> None:  # the fast path's last act
@@ -148,9 +148,9 @@ def _parse_native(datagram: bytes) -> dict[str, bytes]:
 
 
 def test_native_protocol_framing() -> None:
-    from fwcfg_agent import journald
+    from fwcfg_agent import log as fwlog
 
-    data = journald.encode("two\nlines", [("PRIORITY", 3), ("FWCFG_KEY", "IPADDR")])
+    data = fwlog.encode("two\nlines", [("PRIORITY", 3), ("FWCFG_KEY", "IPADDR")])
     assert data.startswith(b"MESSAGE\n" + (9).to_bytes(8, "little") + b"two\nlines\n")
     assert _parse_native(data) == {"MESSAGE": b"two\nlines", "PRIORITY": b"3",
                                    "FWCFG_KEY": b"IPADDR"}
@@ -160,14 +160,14 @@ def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Under systemd the events go to journald's socket as native-protocol datagrams, without
     systemd-python, and the run waits until they are read."""
-    from fwcfg_agent import journald
+    from fwcfg_agent import log as fwlog
     from fwcfg_agent.cli import main
 
     path = str(tmp_path / "journal.socket")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     server.bind(path)
     server.setblocking(False)
-    monkeypatch.setattr(journald, "SOCKET", path)
+    monkeypatch.setattr(fwlog, "SOCKET", path)
     monkeypatch.setenv("INVOCATION_ID", "0" * 32)
     root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
     err = io.StringIO()
@@ -190,8 +190,8 @@ def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
 
 FULL_RUN_PROBE = """
 import sys
-from fwcfg_agent import journald
-journald.SOCKET = sys.argv[1]
+from fwcfg_agent import log as fwlog
+fwlog.SOCKET = sys.argv[1]
 from fwcfg_agent.cli import main
 code = main(sys.argv[2:])
 print(",".join(m for m in {heavy!r} if m in sys.modules))
@@ -246,9 +246,9 @@ def _drain_socket(server: Any) -> list[bytes]:
     ("", None),
 ])
 def test_the_unit_is_read_from_the_cgroup_path(cgroup: str, unit: str | None) -> None:
-    from fwcfg_agent import journald
+    from fwcfg_agent import log as fwlog
 
-    assert journald.unit_of(cgroup) == unit
+    assert fwlog.unit_of(cgroup) == unit
 
 
 def test_every_message_names_its_unit_for_journalctl_u(tmp_path: Path,
@@ -257,7 +257,8 @@ def test_every_message_names_its_unit_for_journalctl_u(tmp_path: Path,
     sender's /proc entry after it is gone and store the message without _SYSTEMD_UNIT. Seen in
     a guest: `journalctl -u fwcfg-agent` then showed no "nothing changed". Each message carries
     OBJECT_SYSTEMD_UNIT, which `journalctl -u` matches for messages from root."""
-    from fwcfg_agent import fast, journald
+    from fwcfg_agent import fast
+    from fwcfg_agent import log as fwlog
 
     path = str(tmp_path / "journal.socket")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -265,8 +266,8 @@ def test_every_message_names_its_unit_for_journalctl_u(tmp_path: Path,
     server.setblocking(False)
     cgroup = tmp_path / "cgroup"
     cgroup.write_text("0::/system.slice/fwcfg-agent.service\n")
-    monkeypatch.setattr(journald, "SOCKET", path)
-    monkeypatch.setattr(journald, "CGROUP", str(cgroup))
+    monkeypatch.setattr(fwlog, "SOCKET", path)
+    monkeypatch.setattr(fwlog, "CGROUP", str(cgroup))
     monkeypatch.setenv("INVOCATION_ID", "0" * 32)
     root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
     from fwcfg_agent.cli import main
