@@ -7,10 +7,14 @@ with the same journal record and log line the full path writes for "nothing chan
 loading jinja2, pyudev, systemd-python, argparse, json or the model. Any difference, any doubt,
 any option on the command line: the full path runs, and is told why.
 
+`main` is the command line's entry (the launcher's, and cli.main's): the full path's code
+(cli.py, argparse) is loaded only when this path cannot finish.
+
 Only builtin modules, and this package's modules that import only those, are loaded here.
 """
 
 import os
+import sys
 
 from . import __version__
 from .device import device_present
@@ -68,7 +72,7 @@ def apply_root(argv: "Sequence[str]") -> "Optional[str]":
 def agent_facts() -> "dict[str, bytes]":
     """The agent's own inputs: its version, and the digest of its packaged templates and code
     (a rebuild that patches a template changes it, even with the same version)."""
-    from .codeid import code_digest
+    from .runinfo import code_digest
 
     return {"version": __version__.encode(), "code": code_digest()}
 
@@ -91,10 +95,9 @@ def run(argv: "Sequence[str]") -> "Result":
     # Only now the modules of the replay: a boot without a device (bare metal, another
     # hypervisor) does not pay for them.
     from . import snapshot
-    from .lock import RunLock
     from .nics import Waiter
     from .rootfs import forget_paths
-    from .runinfo import RawJSON, append, record
+    from .runinfo import RawJSON, RunLock, append, record
 
     forget_paths()
     items = snapshot.load(root)
@@ -127,3 +130,19 @@ def run(argv: "Sequence[str]") -> "Result":
                  source=source)
     log.close()
     return Result(0, "", waiter)
+
+
+def main(argv: "Optional[Sequence[str]]" = None) -> int:
+    """`fwcfg-agent ARGS`: a boot where nothing changed ends here, cheaply; anything else is
+    handed to the full path with the reason."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        done = run(args)
+    except agent_error() as e:  # no device check or journal line possible: say so, plainly
+        sys.stderr.write(f"fwcfg-agent: error: {e}\n")
+        return e.exit_code
+    if done.code is not None:
+        return done.code
+    from .cli import full_run
+
+    return full_run(args, done)

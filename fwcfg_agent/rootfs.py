@@ -9,7 +9,7 @@ system (root `/`) that is what the kernel does anyway, so the path is used as it
 path (fast.py) proves that nothing changed by replaying the full path's own record, so the two
 cannot drift. Kinds:
 
-    f  a file's bytes (None: missing or unreadable)
+    f  a file's bytes (None: missing, unreadable, or not a regular file)
     d  a directory's sorted names, one per line (None: not a directory)
     e  b"1" if the path exists (a link counts, dangling or not), else b"0"
     m  the final component as lstat() sees it: "reg 0644", "lnk TARGET", "dir 0755" or None
@@ -187,19 +187,29 @@ def guest_path(root: str, host_path: str) -> str:
     return "/" if rel == "." else "/" + rel
 
 
+# O_NONBLOCK: opening a FIFO for reading would wait for a writer (a FIFO in place of
+# /etc/hosts hung the agent until the unit's timeout); it has no effect on a regular file.
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+S_IFMT, S_IFREG = 0o170000, 0o100000
+
+
 def read_bytes(path: str) -> "Optional[bytes]":
     """The whole file, or None when it is missing or cannot be read as a file. (os.open and
-    os.read: no file object, and no fstat, for the many small files a run reads.)"""
+    os.read: no file object for the many small files a run reads.)"""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, READ_FLAGS)
     except OSError:
         return None
     return _read_all(fd)
 
 
 def _read_all(fd: int) -> "Optional[bytes]":
-    """What is left to read from fd, which is closed; None when it cannot be read."""
+    """What is left to read from fd, which is closed; None when it cannot be read or is not a
+    regular file (a FIFO or a device: one would block, another never end; sysfs and procfs
+    attributes are regular files)."""
     try:
+        if os.fstat(fd).st_mode & S_IFMT != S_IFREG:
+            return None
         chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -223,7 +233,7 @@ def read_in_root(root: str, rel: str) -> "Optional[bytes]":
     if path is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, READ_FLAGS | os.O_NOFOLLOW)
     except OSError as e:
         return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
     return _read_all(fd)

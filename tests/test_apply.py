@@ -328,7 +328,7 @@ def test_lock_held_is_exit_5(guest_root: Path) -> None:
     lock.parent.mkdir(parents=True)
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        from fwcfg_agent import lock as lockmod
+        from fwcfg_agent import runinfo as lockmod
 
         old = lockmod.RunLock.__init__.__defaults__
         lockmod.RunLock.__init__.__defaults__ = (0.2,)
