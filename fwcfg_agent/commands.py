@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from . import snapshot
+from . import fast as snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, Optional
 
-from . import snapshot
+from . import fast as snapshot
 from .changes import clean_temps, plan_undo, undo
 from .commands import Options
 from .errors import StateError

@@ -4,7 +4,7 @@
   run appends a `pending` record listing every change and its backup before it touches a file,
   and its final record when done: the last record of a run id is the one that counts.
 - `state.json`: the files the agent manages now, their digests, and what they held before.
-- `snapshot`: the last full run's record, for the fast path (snapshot.py).
+- `snapshot`: the last full run's record, for the fast path (fast.py).
 - `backups/<run>/<path>`: what a run replaced or removed (the file, or the symlink), for
   `rollback`.
 

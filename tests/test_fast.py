@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent import fast, runinfo
-from fwcfg_agent import snapshot as snap
+from fwcfg_agent import fast as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
