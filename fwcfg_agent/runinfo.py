@@ -105,13 +105,21 @@ def line(rec: "dict[str, Any]") -> bytes:
 
 def append(root: str, rec: "dict[str, Any]", *, sync: bool = False) -> None:
     """Append a record to the journal (created inside the root as needed). With sync, it is
-    on the disk before this returns: a run records what it will change before changing it."""
-    makedirs(root, STATE_DIR)
+    on the disk before this returns: a run records what it will change before changing it;
+    a journal this call creates (or directories it makes) is on the disk too: its entry in
+    the state directory, and theirs."""
+    made = makedirs(root, STATE_DIR)
     fd = os.open(chase(root, JOURNAL, follow_last=False),
                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
-        os.write(fd, line(rec))
+        data = line(rec)
+        os.write(fd, data)
         if sync:
+            if made or os.fstat(fd).st_size == len(data):  # the first record: a new file
+                from .fsutil import sync_dirs
+
+                sync_dirs({os.path.dirname(chase(root, d)) for d in made}
+                          | {chase(root, STATE_DIR)})
             os.fsync(fd)
     finally:
         os.close(fd)
