@@ -105,14 +105,12 @@ def _unit_args(argv: "Sequence[str]") -> "Optional[Any]":
 
 
 def main(argv: "Optional[Sequence[str]]" = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        done = fast.run(argv)  # a boot where nothing changed ends here, cheaply
-    except fast.agent_error() as e:  # no device check or journal line possible: say so, plainly
-        sys.stderr.write(f"fwcfg-agent: error: {e}\n")
-        return e.exit_code
-    if done.code is not None:
-        return done.code
+    """The command line: the fast path first (fast.main), then, if it cannot finish, full_run."""
+    return fast.main(argv)
+
+
+def full_run(argv: "Sequence[str]", done: "fast.Result") -> int:
+    """The full path, once the fast path (`done`) could not finish; `done.why` says why."""
     _terminate_on_sigterm()
     from .errors import AgentError
 

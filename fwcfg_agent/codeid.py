@@ -7,20 +7,22 @@ and keep `__version__`. Builds write the digest into the package (setup.py's bui
 through that build); a run reads that one small file. Where the file is absent (a source
 checkout) the digest is computed from the files themselves, the same way.
 
-Imported on the boot's fast path: only modules Python has loaded at start-up (os), and the
-agent's own `digest` (builtin hash modules) when the digest has to be computed.
+The boot reads the build's record through runinfo.code_digest (re-exported here); this module
+computes the digest (the agent's own `digest`: builtin hash modules) where there is no record.
 """
 
 import os
 import sys
 
+# What a run reads (the build's record, else compute() once) is runinfo's: the boot's fast path
+# loads that module anyway. The file's name and size are defined there.
+from .runinfo import _PACKAGE, FILE, SIZE, code_digest, read
+
 TYPE_CHECKING = False  # typing is not loaded for this module: mypy reads it, Python does not
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-FILE = "_codeid"  # in the package directory, next to this module
-SIZE = 32  # bytes: SHA-256
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+__all__ = ["FILE", "SIZE", "code_digest", "compute", "files", "read", "template_dir", "write"]
 
 
 def template_dir(package_dir: str = _PACKAGE) -> str:
@@ -61,32 +63,6 @@ def compute(package_dir: str = _PACKAGE, templates: "str | None" = None) -> byte
         h.update(f"{name}\0{len(data)}\0".encode())
         h.update(data)
     return h.digest()  # type: ignore[no-any-return]
-
-
-def read(package_dir: str = _PACKAGE) -> "bytes | None":
-    """The digest the build recorded, or None (no file, or not a digest)."""
-    try:  # (os.open and os.read: no file object for one small read)
-        fd = os.open(os.path.join(package_dir, FILE), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            text = os.read(fd, 4 * SIZE)
-        finally:
-            os.close(fd)
-        value = bytes.fromhex(text.decode("ascii").strip())
-    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
-        return None
-    return value if len(value) == SIZE else None
-
-
-_digest: "bytes | None" = None
-
-
-def code_digest() -> bytes:
-    """The digest of the templates and the rendering and model code this process runs: the
-    build's `_codeid`, else computed from the files (once per process)."""
-    global _digest
-    if _digest is None:
-        _digest = read() or compute()
-    return _digest
 
 
 def write(package_dir: str, templates: "str | None" = None) -> str:

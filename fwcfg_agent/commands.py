@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from . import snapshot
+from . import fast as snapshot
 from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError
@@ -24,12 +24,11 @@ from .fast import NO_DEVICE_MESSAGE, NO_ENTRIES_MESSAGE, agent_facts
 from .formats import Format
 from .fsutil import selinux_enabled
 from .journal import STATE, Journal, State
-from .lock import RunLock
 from .log import MSG_APPLIED, MSG_INVALID, MSG_NOTHING, MSG_UNCHANGED, Log
 from .nics import Waiter
 from .pipeline import Collected, Planned, choose_formats, collect, make_plan, needs_final_names
 from .rootfs import Reader
-from .runinfo import RawJSON, append, dumps, new_run, record
+from .runinfo import RawJSON, RunLock, append, dumps, new_run, record
 from .tuples import NamedTuple
 
 CONFIG = "etc/fwcfg-agent/agent.conf"

@@ -1,16 +1,23 @@
 """The boot's fast path: replay the last full run's record, or hand over to the full path.
 
 The full path records every read it makes under the root (rootfs.Reader), and what it wrote in
-place of the files it manages; that record is the snapshot (snapshot.py). At the next boot this
-module replays it: every item equal means the full path would change nothing, and the run ends
-with the same journal record and log line the full path writes for "nothing changed", without
-loading jinja2, pyudev, systemd-python, argparse, json or the model. Any difference, any doubt,
+place of the files it manages; that record, with three notes that are kept, not compared (the
+run's outcome, its source and its entry list for the journal), is the snapshot:
+ROOT/var/lib/fwcfg-agent/snapshot, written by the full path and read here (both halves are in
+this module: the boot loads one module for them). At the next boot this module replays it:
+every item equal means the full path would change nothing, and the run ends with the same
+journal record and log line the full path writes for "nothing changed", without loading
+jinja2, pyudev, systemd-python, argparse, json or the model. Any difference, any doubt,
 any option on the command line: the full path runs, and is told why.
+
+`main` is the command line's entry (the launcher's, and cli.main's): the full path's code
+(cli.py, argparse) is loaded only when this path cannot finish.
 
 Only builtin modules, and this package's modules that import only those, are loaded here.
 """
 
 import os
+import sys
 
 from . import __version__
 from .device import device_present
@@ -18,11 +25,12 @@ from .log import MSG_NOTHING, MSG_UNCHANGED, Log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Any, Optional
 
     from .errors import AgentError
     from .nics import Waiter
+    from .rootfs import Item
 
 NO_DEVICE_MESSAGE = ("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node), and no SMBIOS OEM "
                      "string or system credential for fwcfg-agent: nothing to do")
@@ -68,10 +76,144 @@ def apply_root(argv: "Sequence[str]") -> "Optional[str]":
 def agent_facts() -> "dict[str, bytes]":
     """The agent's own inputs: its version, and the digest of its packaged templates and code
     (a rebuild that patches a template changes it, even with the same version)."""
-    from .codeid import code_digest
+    from .runinfo import code_digest
 
     return {"version": __version__.encode(), "code": code_digest()}
 
+
+# --- the snapshot: written by the full path, replayed here ------------------------------
+
+SNAPSHOT = "var/lib/fwcfg-agent/snapshot"
+MAGIC = b"fwcfg-agent-snapshot 2\n"
+NOTES = ("o", "s", "j")  # outcome, source, entries (JSON): recorded, not compared
+
+
+def serialize(items: "Iterable[Item]") -> bytes:
+    out = [MAGIC]
+    for kind, rel, data in items:
+        if "\n" in rel or " " in kind:
+            raise ValueError(f"cannot record the path {rel!r}")
+        size = -1 if data is None else len(data)
+        out.append(f"{kind} {size} {rel}\n".encode("utf-8", "surrogateescape"))
+        if data is not None:
+            out.append(data)
+            out.append(b"\n")
+    return b"".join(out)
+
+
+def parse(blob: bytes) -> "Optional[list[Item]]":
+    if not blob.startswith(MAGIC):
+        return None
+    items: list[Item] = []
+    pos, end = len(MAGIC), len(blob)
+    try:
+        while pos < end:
+            nl = blob.index(b"\n", pos)
+            kind, size_text, rel_bytes = blob[pos:nl].split(b" ", 2)
+            if not (size_text.isdigit() or size_text == b"-1"):
+                return None  # (int() would take " 5" or "+5": only what serialize writes)
+            size = int(size_text)
+            pos = nl + 1
+            data: Optional[bytes] = None
+            if size >= 0:
+                stop = pos + size
+                if blob[stop:stop + 1] != b"\n":  # (also a snapshot cut short)
+                    return None
+                data = blob[pos:stop]
+                pos = stop + 1
+            rel = rel_bytes.decode("utf-8", "surrogateescape")
+            if rel[:1] == "/" or "/../" in f"/{rel}/" or "\0" in rel:
+                return None  # not a path this agent records: a damaged or forged snapshot
+            items.append((kind.decode("ascii"), rel, data))
+    except ValueError:  # (UnicodeDecodeError is one)
+        return None
+    return items
+
+
+def save(root: str, items: "Sequence[Item]") -> None:
+    """Save the snapshot atomically (a torn or missing snapshot costs one full run)."""
+    from .rootfs import chase, makedirs
+
+    makedirs(root, os.path.dirname(SNAPSHOT))
+    path = chase(root, SNAPSHOT, follow_last=False)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    try:
+        os.write(fd, serialize(items))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def forget(root: str) -> None:
+    from .rootfs import chase
+
+    try:  # noqa: SIM105 (contextlib is not loaded at start-up)
+        os.unlink(chase(root, SNAPSHOT, follow_last=False))
+    except OSError:
+        pass
+
+
+def load(root: str) -> "Optional[list[Item]]":
+    from .rootfs import read_in_root
+
+    blob = read_in_root(root, SNAPSHOT)
+    return parse(blob) if blob is not None else None
+
+
+def notes(items: "Sequence[Item]") -> "dict[str, bytes]":
+    return {kind: data or b"" for kind, _, data in items if kind in NOTES}
+
+
+_WHAT = {"f": "{} changed", "d": "the directory {} changed", "e": "{} appeared or went away",
+         "m": "the type or mode of {} changed", "n": "the NICs changed",
+         "h": "the hostname was changed", "v": "the agent's {} changed"}
+
+
+def describe(kind: str, rel: str) -> str:
+    """Why a full run: in words a user understands."""
+    if kind == "f" and rel.startswith("sys/firmware/qemu_fw_cfg/"):
+        return "the fw_cfg entries changed"
+    if kind == "d" and rel.startswith("sys/firmware/qemu_fw_cfg/"):
+        return "the fw_cfg directory changed"
+    if rel.startswith("sys/firmware/dmi/"):
+        return "the SMBIOS OEM strings changed"
+    if rel.startswith("run/credentials/"):
+        return "the system credentials changed"
+    shown = rel if kind == "v" else "/" + rel
+    return _WHAT.get(kind, "{} changed").format(shown)
+
+
+def replay(root: str, items: "Sequence[Item]", agent: "dict[str, bytes]",
+           waiter: "Optional[Waiter]") -> str:
+    """'' when every recorded item is as recorded, else why not. The NICs come last: their
+    drivers load (started first) while the rest is compared, then the NICs are waited for.
+    `agent` gives the values of the agent's own facts (kind v) as they are now."""
+    from .nics import current_signature
+    from .rootfs import evaluate, forget_paths
+
+    forget_paths()  # a new run: the tree may have changed since paths were last resolved
+    nic_items = [i for i in items if i[0] == "n"]
+    if nic_items and waiter is not None:
+        waiter.load_drivers()
+    for kind, rel, data in items:
+        if kind in NOTES or kind == "n":
+            continue
+        now = agent.get(rel) if kind == "v" else evaluate(root, kind, rel)
+        if now != data:
+            return describe(kind, rel)
+    if nic_items and waiter is not None:
+        waiter.wait_for_nics()
+        if any(rel == "names" for _, rel, _ in nic_items):
+            waiter.wait_for_udev_names()
+    for kind, rel, data in nic_items:
+        if current_signature(root, rel) != data:
+            return describe(kind, rel)
+    return ""
+
+
+# --- the boot's run ------------------------------------------------------------------------
 
 def run(argv: "Sequence[str]") -> "Result":
     given = apply_root(argv)
@@ -90,27 +232,25 @@ def run(argv: "Sequence[str]") -> "Result":
             return Result(0, "", None)
     # Only now the modules of the replay: a boot without a device (bare metal, another
     # hypervisor) does not pay for them.
-    from . import snapshot
-    from .lock import RunLock
     from .nics import Waiter
     from .rootfs import forget_paths
-    from .runinfo import RawJSON, append, record
+    from .runinfo import RawJSON, RunLock, append, record
 
     forget_paths()
-    items = snapshot.load(root)
+    items = load(root)
     if not items:
         return Result(None, "this is the first run (no record of an earlier one)", None)
     waiter = Waiter(root)
     try:
         with RunLock(root, timeout=0):
-            why = snapshot.replay(root, items, agent_facts(), waiter)
+            why = replay(root, items, agent_facts(), waiter)
             if why:
                 return Result(None, why, waiter)
-            notes = snapshot.notes(items)
-            outcome = (notes.get("o") or b"unchanged").decode()
-            source = (notes.get("s") or b"sysfs").decode()
+            kept = notes(items)
+            outcome = (kept.get("o") or b"unchanged").decode()
+            source = (kept.get("s") or b"sysfs").decode()
             fields: dict[str, Any] = {"source": source,
-                                         "entries": RawJSON((notes.get("j") or b"[]").decode())}
+                                         "entries": RawJSON((kept.get("j") or b"[]").decode())}
             if outcome == "unchanged":
                 fields["files"] = []
             append(root, record(root, "apply", outcome, **fields))
@@ -127,3 +267,37 @@ def run(argv: "Sequence[str]") -> "Result":
                  source=source)
     log.close()
     return Result(0, "", waiter)
+
+
+def main(argv: "Optional[Sequence[str]]" = None, *, exit_when_done: bool = False) -> int:
+    """`fwcfg-agent ARGS`: a boot where nothing changed ends here, cheaply; anything else is
+    handed to the full path with the reason. With exit_when_done (the launcher, which owns the
+    process), a run the fast path finished ends the process at once: see end_process."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        done = run(args)
+    except agent_error() as e:  # no device check or journal line possible: say so, plainly
+        sys.stderr.write(f"fwcfg-agent: error: {e}\n")
+        return e.exit_code
+    if done.code is not None:
+        if exit_when_done:
+            end_process(done.code)
+        return done.code
+    from .cli import full_run
+
+    return full_run(args, done)
+
+
+def end_process(code: int) -> None:
+    """Exit without tearing the interpreter down: freeing every module and object at exit cost
+    about as much as the whole replay (a sixth of a run). Safe only here, where nothing is left
+    to do: the journal line went out with os.write, the log line with send, both closed; no
+    thread, no atexit handler, no file object of the agent's is open. Python's own stdout and
+    stderr are flushed first. The full path exits the normal way (the raw reader's finalizer
+    gives the fw_cfg device back to the kernel's driver at exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 (contextlib is not loaded on this path)
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken stream: nothing more to say there
+            pass
+    os._exit(code)

@@ -12,15 +12,14 @@ import json
 import sys
 from typing import Any, Optional
 
-from . import snapshot
+from . import fast as snapshot
 from .changes import clean_temps, plan_undo, undo
 from .commands import Options
 from .errors import StateError
 from .fsutil import selinux_enabled
 from .journal import Journal, State
-from .lock import RunLock
 from .log import MSG_APPLIED
-from .runinfo import append, new_run, record
+from .runinfo import RunLock, append, new_run, record
 
 
 def cmd_journal(opts: Options, as_json: bool) -> int:

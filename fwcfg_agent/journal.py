@@ -4,7 +4,7 @@
   run appends a `pending` record listing every change and its backup before it touches a file,
   and its final record when done: the last record of a run id is the one that counts.
 - `state.json`: the files the agent manages now, their digests, and what they held before.
-- `snapshot`: the last full run's record, for the fast path (snapshot.py).
+- `snapshot`: the last full run's record, for the fast path (fast.py).
 - `backups/<run>/<path>`: what a run replaced or removed (the file, or the symlink), for
   `rollback`.
 
@@ -171,6 +171,9 @@ class Journal:
     def __init__(self, root: str) -> None:
         self.root = root
         self._saved: Optional[bytes] = None  # the state this object last wrote, on the disk
+        # the directories that hold an entry for a directory this object made (the state
+        # directory itself, and its parents, on a first run), until an fsync covers them
+        self._new_entries: set[str] = set()
 
     @property
     def dir(self) -> str:
@@ -180,8 +183,17 @@ class Journal:
 
     def save_backup(self, run: str, path: str, node: Node) -> str:
         ref = backup_ref(run, path)
-        write_node(self.root, f"{STATE_DIR}/{ref}", node, sync_dir=False)
+        made = write_node(self.root, f"{STATE_DIR}/{ref}", node, sync_dir=False)
+        self._note_made(made)
         return ref
+
+    def _note_made(self, made: Sequence[str]) -> None:
+        self._new_entries.update(os.path.dirname(chase(self.root, d)) for d in made)
+
+    def _sync_new_entries(self) -> None:
+        if self._new_entries:
+            sync_dirs(self._new_entries)
+            self._new_entries.clear()
 
     def read_backup(self, ref: object) -> Node:
         if not valid_backup(ref):
@@ -203,6 +215,8 @@ class Journal:
         top = self.dir
         sync_dirs({os.path.dirname(chase(self.root, f"{STATE_DIR}/{r}")) for r in refs}, top,
                   top_too=not state_next)
+        if not state_next:
+            self._sync_new_entries()
 
     # state ---------------------------------------------------------------------------------
 
@@ -234,8 +248,9 @@ class Journal:
         the pending one, and writing and syncing it again would change nothing."""
         data = self.state_bytes(state)
         if data != self._saved:
-            write_node(self.root, STATE, Node("reg", data, 0o644))
+            self._note_made(write_node(self.root, STATE, Node("reg", data, 0o644)))
             self._saved = data
+        self._sync_new_entries()
         return data
 
     # journal -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import os
 import time
 
 from . import device
-from .rootfs import chase, read_bytes
+from .rootfs import chase, lexists, read_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ def is_ethernet(netdev_dir: str) -> bool:
     """A /sys/class/net entry that is an Ethernet NIC on hardware (not lo, a bridge, a tunnel,
     nor a wireless NIC)."""
     return _leaf(netdev_dir, "type") == ARPHRD_ETHER \
-        and os.path.lexists(os.path.join(netdev_dir, "device")) \
-        and not os.path.lexists(os.path.join(netdev_dir, "wireless"))
+        and lexists(os.path.join(netdev_dir, "device")) \
+        and not lexists(os.path.join(netdev_dir, "wireless"))
 
 
 def read(root: str) -> "list[Nic]":
@@ -113,7 +113,7 @@ def driverless_aliases(root: str) -> "list[str]":
     is the transport; its virtio-net device shows up, driverless, once that has bound)."""
     aliases = []
     for path, _ in _nic_hardware(root):
-        if os.path.lexists(os.path.join(path, "driver")):
+        if lexists(os.path.join(path, "driver")):
             continue
         alias = (read_bytes(os.path.join(path, "modalias")) or b"").strip()
         if alias:
@@ -197,7 +197,7 @@ class Waiter:
         /run/udev/data/n<ifindex> exists), so that their names are final. Only where udev
         runs."""
         data = chase(self.root, "run/udev/data")
-        if not os.path.isdir(data) and not os.path.lexists(chase(self.root, "run/udev/control")):
+        if not os.path.isdir(data) and not lexists(chase(self.root, "run/udev/control")):
             return  # no udev here (a container, an image): nothing will rename the NICs
         net = chase(self.root, NET)
         start = time.monotonic()

@@ -95,14 +95,14 @@ def _take(source: str, offers: list[_Offer], config: AgentConfig) -> Collected:
 
 
 def _fwcfg_offers(source: Source, config: AgentConfig) -> list[_Offer]:
-    infos = source.entries()
+    infos = source.entries(config.wants)  # what the config leaves out is not looked at
     names = [i.name for i in infos]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise SourceError(f"the fw_cfg directory lists {', '.join(dup)} more than once")
     return [_Offer(i.name, FW_CFG, f"fw_cfg item {i.key:#x}", i.key, i.size,
                    partial(source.read, i))
-            for i in infos if config.wants(i.name)]
+            for i in infos]
 
 
 def _record_no_device(reader: Reader) -> None:

@@ -9,7 +9,7 @@ system (root `/`) that is what the kernel does anyway, so the path is used as it
 path (fast.py) proves that nothing changed by replaying the full path's own record, so the two
 cannot drift. Kinds:
 
-    f  a file's bytes (None: missing or unreadable)
+    f  a file's bytes (None: missing, unreadable, or not a regular file)
     d  a directory's sorted names, one per line (None: not a directory)
     e  b"1" if the path exists (a link counts, dangling or not), else b"0"
     m  the final component as lstat() sees it: "reg 0644", "lnk TARGET", "dir 0755" or None
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     Item = tuple[str, str, Optional[bytes]]
 
 MAX_LINKS = 40
-ENOENT, ENOTDIR, ELOOP = 2, 20, 40
+ELOOP = 40
+S_IFMT, S_IFREG, S_IFLNK = 0o170000, 0o100000, 0o120000
 
 
 # The directories chased in this run: (root, rel dir) -> (its resolved components, its host path
@@ -102,12 +103,12 @@ def _dir(root: str, head: str) -> "tuple[tuple[str, ...], Optional[str]]":
             got = ((*comps, part), None)
         else:  # (_walk's step for one name, inline: most components are plain directories)
             here = host + "/" + part
-            try:
-                os.readlink(here)
-            except OSError as e:  # not a link, or not there (nor anything below it)
-                got = ((*comps, part), None if e.errno in (ENOENT, ENOTDIR) else here)
-            else:
+            if not lexists(here):  # not there, nor anything below it
+                got = ((*comps, part), None)
+            elif is_link(here):
                 got = _walked(root, comps, part)
+            else:
+                got = ((*comps, part), here)
         _dirs[(root, "/".join(parts[:i + 1]))] = got
     return got
 
@@ -139,11 +140,15 @@ def _walk(root: str, done: "list[str]", path: str, *,
             done.append(part)
             continue
         here = "/".join((root, *done, part))  # (never the root "/": chase returns at once)
+        if not lexists(here):  # not there, nor anything below it
+            gone = len(done)
+            done.append(part)
+            continue
         try:
-            target = os.readlink(here)
-        except OSError as e:  # not a link, or not there (nor anything below it)
-            if e.errno in (ENOENT, ENOTDIR):
-                gone = len(done)
+            target = os.readlink(here) if is_link(here) else None
+        except OSError:  # (no longer a link)
+            target = None
+        if target is None:
             done.append(part)
             continue
         links += 1
@@ -154,6 +159,23 @@ def _walk(root: str, done: "list[str]", path: str, *,
             gone = -1
         todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
     return done, gone >= 0
+
+
+def lexists(path: str) -> bool:
+    """Whether the path exists, a link counting as itself (dangling or not). faccessat with
+    AT_SYMLINK_NOFOLLOW: a missing path costs no exception (lstat's OSError costs ten times the
+    system call; a run asks this of dozens of paths that are not there)."""
+    try:
+        return os.access(path, os.F_OK, follow_symlinks=False)
+    except ValueError:  # a NUL in the path
+        return False
+
+
+def is_link(path: str) -> bool:
+    try:
+        return os.lstat(path).st_mode & S_IFMT == S_IFLNK
+    except OSError:
+        return False
 
 
 def makedirs(root: str, rel_dir: str) -> "list[str]":
@@ -187,19 +209,28 @@ def guest_path(root: str, host_path: str) -> str:
     return "/" if rel == "." else "/" + rel
 
 
+# O_NONBLOCK: opening a FIFO for reading would wait for a writer (a FIFO in place of
+# /etc/hosts hung the agent until the unit's timeout); it has no effect on a regular file.
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+
+
 def read_bytes(path: str) -> "Optional[bytes]":
     """The whole file, or None when it is missing or cannot be read as a file. (os.open and
-    os.read: no file object, and no fstat, for the many small files a run reads.)"""
+    os.read: no file object for the many small files a run reads.)"""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, READ_FLAGS)
     except OSError:
         return None
     return _read_all(fd)
 
 
 def _read_all(fd: int) -> "Optional[bytes]":
-    """What is left to read from fd, which is closed; None when it cannot be read."""
+    """What is left to read from fd, which is closed; None when it cannot be read or is not a
+    regular file (a FIFO or a device: one would block, another never end; sysfs and procfs
+    attributes are regular files)."""
     try:
+        if os.fstat(fd).st_mode & S_IFMT != S_IFREG:
+            return None
         chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -223,7 +254,7 @@ def read_in_root(root: str, rel: str) -> "Optional[bytes]":
     if path is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, READ_FLAGS | os.O_NOFOLLOW)
     except OSError as e:
         return read_bytes(chase(root, rel)) if e.errno == ELOOP else None
     return _read_all(fd)
@@ -262,11 +293,7 @@ def evaluate(root: str, kind: str, rel: str,
         path = _final(root, rel)
         if path is None:
             return b"0"
-        try:
-            os.lstat(path)
-        except (OSError, ValueError):  # (os.path.lexists, without its Python frame)
-            return b"0"
-        return b"1"
+        return b"1" if lexists(path) else b"0"
     if kind == "d":
         host = "/" + rel if root == "/" else _dir(root, rel)[1]
         return listing(host) if host is not None else None

@@ -77,19 +77,30 @@ def test_a_run_that_only_adds_files_writes_its_state_once(
 def test_a_first_run_syncs_every_entry_before_it_relies_on_it(
         guest_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every directory entry a first run makes (mkdir, rename) is fsynced before the journal's
-    pending record is, and every file's data before its rename: with the fsyncs the run
-    leaves out (the final state, as the pending one; the state directory, synced by the state's
-    save), a power cut at any instant still finds what the pending record names."""
+    pending record is (the state directory's own, and its parents', when the run creates it),
+    and every file's data before its rename: with the fsyncs the run leaves out (the final
+    state, as the pending one; the state directory, synced by the state's save), a power cut at
+    any instant still finds what the pending record names."""
     events: list[tuple[str, str]] = []
-    real_fsync, real_mkdir, real_rename = os.fsync, os.mkdir, os.rename
+    real_fsync, real_mkdir, real_rename, real_open = os.fsync, os.mkdir, os.rename, os.open
 
     def fsync(fd: int) -> None:
         events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
         real_fsync(fd)
 
+    lock_dir = str(guest_root.resolve() / "run")
+
     def mkdir(path: str, mode: int = 0o777) -> None:
         real_mkdir(path, mode)
-        events.append(("entry", os.path.dirname(os.path.abspath(path))))
+        if os.path.abspath(path) != lock_dir:  # (run/ holds the lock: nothing to keep)
+            events.append(("entry", os.path.dirname(os.path.abspath(path))))
+
+    def open_(path: str, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        new = bool(flags & os.O_CREAT) and not os.path.lexists(path)
+        fd = real_open(path, flags, mode, **kw)
+        if new and not os.path.abspath(path).startswith(lock_dir + "/"):
+            events.append(("entry", os.path.dirname(os.path.abspath(path))))
+        return fd
 
     def rename(src: str, dst: str) -> None:
         events.append(("data", os.path.abspath(src)))
@@ -100,6 +111,7 @@ def test_a_first_run_syncs_every_entry_before_it_relies_on_it(
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "mkdir", mkdir)
     monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "open", open_)
     assert agent(guest_root, "apply").code == 0
     monkeypatch.undo()
     journal_path = str(guest_root.resolve() / "var/lib/fwcfg-agent/journal.jsonl")
@@ -107,11 +119,11 @@ def test_a_first_run_syncs_every_entry_before_it_relies_on_it(
     for i, (kind, path) in enumerate(events):
         if kind == "data":  # a temp file's bytes are on the disk before it is renamed
             assert ("fsync", path) in events[:i], path
-    # (the entries that make the state directory itself, in the root and in var/ and var/lib/,
-    # are left to the file system: ext4's journal commits them with the first fsync after)
-    state_dir = str(guest_root.resolve() / "var/lib/fwcfg-agent")
+    # every entry, the ones that make the state directory itself (in the root, var/ and
+    # var/lib/) included: POSIX promises a new entry only once its directory is fsynced
+    root = str(guest_root.resolve())
     for i, (kind, path) in enumerate(events[:pending]):
-        if kind == "entry" and (path + "/").startswith(state_dir + "/"):
+        if kind == "entry" and (path + "/").startswith(root + "/"):
             assert ("fsync", path) in events[i + 1:pending], path
 
 
@@ -328,7 +340,7 @@ def test_lock_held_is_exit_5(guest_root: Path) -> None:
     lock.parent.mkdir(parents=True)
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        from fwcfg_agent import lock as lockmod
+        from fwcfg_agent import runinfo as lockmod
 
         old = lockmod.RunLock.__init__.__defaults__
         lockmod.RunLock.__init__.__defaults__ = (0.2,)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fwcfg_agent import snapshot as snap
+from fwcfg_agent import fast as snap
 from fwcfg_agent.channels import any_agent_input
 
 from .agent import agent, snapshot

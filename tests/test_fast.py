@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent import fast, runinfo
-from fwcfg_agent import snapshot as snap
+from fwcfg_agent import fast as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
@@ -525,3 +525,38 @@ sys.exit(code)
     assert missing == [], f"read but not recorded: {missing}"
     assert "etc/fwcfg-agent/templates/hosts.j2" in recorded
     assert any(kind == "n" for kind, _, _ in items)
+
+
+LAUNCHER = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("torn down\\n"))
+from fwcfg_agent.fast import main
+print("said before the end", flush=False)
+sys.exit(main(exit_when_done=True))
+"""
+
+
+def test_the_launcher_ends_a_fast_run_at_once_and_a_full_run_normally(applied: Path) -> None:
+    """bin/fwcfg-agent's call: a run the fast path finished ends without the interpreter's
+    teardown (no atexit handler runs), with its exit code and every line it wrote (stdout and
+    stderr flushed first, through pipes); a full run exits the normal way (the raw reader's
+    finalizer, an atexit handler, gives the device back)."""
+    def launch(root: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", LAUNCHER, "apply", "--root", str(root)],
+                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=60)
+
+    fast_run = launch(applied)
+    assert fast_run.returncode == 0, fast_run.stderr
+    assert fast_run.stdout == "said before the end\n"
+    assert "nothing changed" in fast_run.stderr and "torn down" not in fast_run.stderr
+    _set_entry(applied)
+    full = launch(applied)
+    assert full.returncode == 0, full.stderr
+    assert "full run: the fw_cfg entries changed" in full.stderr
+    assert full.stderr.endswith("torn down\n")
+    d = _entry_dir(applied, "opt/GuestInfo")
+    (d / "raw").write_bytes(b"IPADDR=300.1.1.1\n")
+    (d / "size").write_text("17\n")
+    bad = launch(applied)
+    assert bad.returncode == 3 and bad.stderr.endswith("torn down\n"), bad.stderr

@@ -17,7 +17,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -205,6 +207,48 @@ def test_root_without_run_dir_is_fine_and_quiet(guest_root: Path) -> None:
     r = run(guest_root, "apply")
     assert r.code == 0, r.err
     assert "fwcfg-agent.lock" not in r.err and "cannot open" not in r.err, r.err
+    assert (guest_root / "etc/hostname").read_text() == "guest1.example.com\n"
+
+
+
+def _agent_process(root: Path) -> subprocess.CompletedProcess[str]:
+    """The agent in a process of its own, as the unit runs it: a hang fails the test."""
+    repo = Path(__file__).resolve().parent.parent
+    return subprocess.run([sys.executable, "-m", "fwcfg_agent", "apply", "--root", str(root)],
+                          cwd=repo, capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                               "PYTHONPATH": str(repo)})
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["first-run", "fast-path"])
+def test_fifo_in_place_of_a_file_does_not_hang(guest_root: Path, configured: bool) -> None:
+    """A FIFO where the agent reads a file (here /etc/hosts, which it also manages): opening it
+    would wait for a writer, so the unit hung until its timeout. Now it is not a file to the
+    reader, and the writer names the path: exit 7, one line, on the full path and the fast."""
+    guest(guest_root)
+    if configured:
+        assert _agent_process(guest_root).returncode == 0
+    hosts = guest_root / "etc/hosts"
+    hosts.unlink(missing_ok=True)
+    os.mkfifo(hosts)
+    r = _agent_process(guest_root)
+    assert r.returncode == 7, r.stderr
+    assert "etc/hosts" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert stat.S_ISFIFO(hosts.lstat().st_mode)
+
+
+def test_device_in_place_of_an_input_is_not_read(guest_root: Path) -> None:
+    """A character device where the agent reads an input (os-release; a device like /dev/zero
+    would never end): not a file to the reader, read as absent."""
+    guest(guest_root)
+    release = guest_root / "etc/os-release"
+    release.unlink(missing_ok=True)
+    try:
+        os.mknod(release, 0o644 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero's numbers
+    except PermissionError:
+        pytest.skip("mknod needs CAP_MKNOD")
+    r = _agent_process(guest_root)
+    assert r.returncode == 0, r.stderr
     assert (guest_root / "etc/hostname").read_text() == "guest1.example.com\n"
 
 

@@ -146,3 +146,35 @@ def test_a_tree_without_by_key_has_no_entries(tmp_path: Path) -> None:
     r = agent(root, "apply")
     assert r.code == 0, r.err
     assert "no fw_cfg entries for fwcfg-agent" in r.err
+
+
+def test_other_tools_entries_are_named_not_sized(tmp_path: Path) -> None:
+    """by_key is listed whole (its names decide which entries are the agent's), but another
+    tool's entry is not looked at further: a broken `size` there is not the agent's business,
+    and its size is not in the run's record (nor compared at the next boot)."""
+    from fwcfg_agent import fast as snapshot
+
+    root = make_guest_root(tmp_path / "root", ENTRIES)
+    key = next(d for d in (root / "sys/firmware/qemu_fw_cfg/by_key").iterdir()
+               if (d / "name").read_text() == "etc/e820\n")
+    (key / "size").write_text("not a number\n")
+    r = agent(root, "apply")
+    assert r.code == 0, r.err
+    items = snapshot.load(str(root)) or []
+    sizes = [rel for _, rel, _ in items if rel.endswith("/size")]
+    names = [rel for _, rel, _ in items if rel.endswith("/name")]
+    assert len(sizes) == len(ENTRIES) and len(names) > len(ENTRIES), (sizes, names)
+
+
+def test_an_entry_listed_twice_is_exit_4(tmp_path: Path) -> None:
+    """Two by_key items with one of the agent's names: a damaged directory, not a guess."""
+    import shutil
+
+    root = make_guest_root(tmp_path / "root", ENTRIES)
+    by_key = root / "sys/firmware/qemu_fw_cfg/by_key"
+    key = next(d for d in by_key.iterdir() if (d / "name").read_text() == "opt/GuestInfo\n")
+    shutil.copytree(key, by_key / "999")
+    r = agent(root, "apply")
+    assert r.code == 4, r.err
+    assert "lists opt/GuestInfo more than once" in r.err
+    assert not (root / "etc/hostname").exists()

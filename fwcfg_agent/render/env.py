@@ -21,8 +21,8 @@ from typing import Any, Optional, Union
 
 import jinja2
 
-from ..codeid import code_digest
 from ..errors import ConfigError
+from ..runinfo import code_digest
 from .filters import FILTERS, SYNTAX, TESTS
 
 PRECOMPILED = "__compiled__"  # in the packaged template directory

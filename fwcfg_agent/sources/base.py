@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..tuples import NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class EntryInfo(NamedTuple):
@@ -32,8 +35,9 @@ class Source(Protocol):
     #: "sysfs" or "raw", recorded in the journal and in `show --json`.
     kind: str
 
-    def entries(self) -> list[EntryInfo]:
-        """Every file in the fw_cfg directory, in the device's order."""
+    def entries(self, wanted: Callable[[str], bool] | None = None) -> list[EntryInfo]:
+        """Every file in the fw_cfg directory, in the device's order; with `wanted`, only the
+        files whose names it accepts (the others' sizes are not looked up)."""
         ...
 
     def read(self, entry: EntryInfo) -> bytes:

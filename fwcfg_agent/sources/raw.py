@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import AgentError, SourceError
-from ..lock import flock, open_lock_file
+from ..runinfo import flock, open_lock_file
 from .base import EntryInfo
 from .kernel import (
     DRIVER_DIR,
@@ -100,8 +100,8 @@ class RawSource:
         if self._guard is not None:
             self._guard()
 
-    def entries(self) -> list[EntryInfo]:
-        return list(self._entries)
+    def entries(self, wanted: Callable[[str], bool] | None = None) -> list[EntryInfo]:
+        return [e for e in self._entries if wanted is None or wanted(e.name)]
 
     def read(self, entry: EntryInfo) -> bytes:
         if self._closed:

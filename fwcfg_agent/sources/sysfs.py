@@ -7,9 +7,14 @@ the run's Reader, so the boot's fast path replays the same reads.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import SourceError
 from ..rootfs import Reader
 from .base import EntryInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SYSFS_FWCFG = "sys/firmware/qemu_fw_cfg"
 BY_KEY = SYSFS_FWCFG + "/by_key"
@@ -27,7 +32,7 @@ class SysfsSource:
             raise SourceError(f"cannot read {self.reader.path(rel)}")
         return data[:4096].decode("utf-8", "replace").rstrip("\n")
 
-    def entries(self) -> list[EntryInfo]:
+    def entries(self, wanted: Callable[[str], bool] | None = None) -> list[EntryInfo]:
         keys = self.reader.listdir(BY_KEY)
         if keys is None and not self.reader.exists(BY_KEY):
             # qemu_fw_cfg loaded where the firmware describes no device (libvirt without
@@ -40,6 +45,8 @@ class SysfsSource:
             if not k.isdigit():
                 continue
             name = self._text(f"{BY_KEY}/{k}/name")
+            if wanted is not None and not wanted(name):
+                continue  # another tool's entry: its size is not read, nor in the record
             size_text = self._text(f"{BY_KEY}/{k}/size")
             if not size_text.isdigit():
                 raise SourceError(f"{self.reader.path(f'{BY_KEY}/{k}/size')} is not a number: "

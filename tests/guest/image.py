@@ -228,9 +228,7 @@ def install_from_checkout(repo: Path, root: Path) -> None:
             init.write_text("")
     _build_extensions(repo, site, root)
     script = root / "usr/bin/fwcfg-agent"
-    script.write_text(
-        "#!/usr/bin/python3\nfrom fwcfg_agent.cli import main\nraise SystemExit(main())\n"
-    )
+    script.write_text((repo / "bin/fwcfg-agent").read_text())
     script.chmod(0o755)
     unit_dir = root / "usr/lib/systemd/system"
     shutil.copy2(repo / "units/fwcfg-agent.service", unit_dir / "fwcfg-agent.service")
