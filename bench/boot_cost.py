@@ -75,6 +75,7 @@ def make_root(root: Path, payload: dict[str, bytes] | None) -> Path:
     # with an OEM string that is not the agent's, and systemd's (empty) credentials directory
     write_dmi_table(root, smbios_table([b"io.systemd.stub:not-the-agents=1"]))
     (root / "run/credentials/@system").mkdir(parents=True)
+    (root / "var/lib").mkdir(parents=True)  # every image has it: the agent makes its own below
     if payload is not None:
         write_qemu_acpi_device(root)
         write_fwcfg_tree(root, payload)

@@ -285,16 +285,32 @@ def main(argv: "Optional[Sequence[str]]" = None, *, exit_when_done: bool = False
         return done.code
     from .cli import full_run
 
-    return full_run(args, done)
+    code = full_run(args, done)
+    if exit_when_done and nothing_left_at_exit():
+        end_process(code)
+    return code
+
+
+def nothing_left_at_exit() -> bool:
+    """No atexit handler registered (the raw reader's finalizer, which gives the fw_cfg device
+    back to the kernel's driver, registers one; so does logging) and no thread but this one.
+    Where Python cannot say (atexit._ncallbacks is CPython's), the answer is no."""
+    import atexit
+
+    count = getattr(atexit, "_ncallbacks", None)
+    if count is None or count() != 0:
+        return False
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
 
 
 def end_process(code: int) -> None:
     """Exit without tearing the interpreter down: freeing every module and object at exit cost
-    about as much as the whole replay (a sixth of a run). Safe only here, where nothing is left
-    to do: the journal line went out with os.write, the log line with send, both closed; no
-    thread, no atexit handler, no file object of the agent's is open. Python's own stdout and
-    stderr are flushed first. The full path exits the normal way (the raw reader's finalizer
-    gives the fw_cfg device back to the kernel's driver at exit)."""
+    about as much as the whole replay (a sixth of a run), and a tenth of a first boot with
+    jinja2 loaded. Only from the launcher, which owns the process, once the run is over: the
+    agent's files were written through file descriptors, flushed and fsynced, the journal with
+    os.write, the log with send; a run that left an atexit handler or a thread exits the normal
+    way (nothing_left_at_exit). Python's own stdout and stderr are flushed first."""
     for stream in (sys.stdout, sys.stderr):
         try:  # noqa: SIM105 (contextlib is not loaded on this path)
             stream.flush()

@@ -536,27 +536,39 @@ sys.exit(main(exit_when_done=True))
 """
 
 
-def test_the_launcher_ends_a_fast_run_at_once_and_a_full_run_normally(applied: Path) -> None:
-    """bin/fwcfg-agent's call: a run the fast path finished ends without the interpreter's
-    teardown (no atexit handler runs), with its exit code and every line it wrote (stdout and
-    stderr flushed first, through pipes); a full run exits the normal way (the raw reader's
-    finalizer, an atexit handler, gives the device back)."""
-    def launch(root: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", LAUNCHER, "apply", "--root", str(root)],
+def test_the_launcher_ends_a_run_at_once_unless_something_is_left(applied: Path) -> None:
+    """bin/fwcfg-agent's call: a finished run ends without the interpreter's teardown, with its
+    exit code and every line it wrote (stdout and stderr flushed first, through pipes), the
+    fast path's and the full path's; a run that left an atexit handler (the raw reader's
+    finalizer gives the device back to the kernel's driver through one) exits the normal way,
+    which runs it."""
+    def launch(root: Path, *, handler: bool) -> subprocess.CompletedProcess[str]:
+        code = LAUNCHER if handler else LAUNCHER.replace("atexit.register", "print")
+        return subprocess.run([sys.executable, "-c", code, "apply", "--root", str(root)],
                               env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                               capture_output=True, text=True, timeout=60)
 
-    fast_run = launch(applied)
-    assert fast_run.returncode == 0, fast_run.stderr
-    assert fast_run.stdout == "said before the end\n"
-    assert "nothing changed" in fast_run.stderr and "torn down" not in fast_run.stderr
+    for handler in (False, True):
+        fast_run = launch(applied, handler=handler)
+        assert fast_run.returncode == 0, fast_run.stderr
+        assert fast_run.stdout.endswith("said before the end\n")
+        assert "nothing changed" in fast_run.stderr and "torn down" not in fast_run.stderr
     _set_entry(applied)
-    full = launch(applied)
+    full = launch(applied, handler=True)
     assert full.returncode == 0, full.stderr
     assert "full run: the fw_cfg entries changed" in full.stderr
-    assert full.stderr.endswith("torn down\n")
+    assert full.stderr.endswith("torn down\n")  # the handler ran: a normal exit
+    _set_entry(applied)
+    (_entry_dir(applied, "opt/GuestInfo") / "raw").write_bytes(
+        SOMLO["opt/GuestInfo"].replace(b".10", b".12"))
+    quick = launch(applied, handler=False)
+    assert quick.returncode == 0 and "applied" in quick.stderr, quick.stderr
+    assert quick.stdout.endswith("said before the end\n")
+    assert (applied / "etc/hosts").read_text().count("192.0.2.12") == 1
     d = _entry_dir(applied, "opt/GuestInfo")
     (d / "raw").write_bytes(b"IPADDR=300.1.1.1\n")
     (d / "size").write_text("17\n")
-    bad = launch(applied)
+    bad = launch(applied, handler=True)
     assert bad.returncode == 3 and bad.stderr.endswith("torn down\n"), bad.stderr
+    bad = launch(applied, handler=False)
+    assert bad.returncode == 3 and "300.1.1.1" in bad.stderr, bad.stderr
