@@ -125,7 +125,9 @@ def _make(root: str, changes: Sequence[Change], *, selinux: bool) -> list[str]:
                 pass  # the journal's pending record still lets rollback try again
         remove_empty_dirs(root, created)
         raise
-    sync_dirs({os.path.dirname(chase(root, c.path, follow_last=False)) for c in changes}, root)
+    # each changed file's directory, and the directory holding each one the run made
+    sync_dirs({os.path.dirname(chase(root, c.path, follow_last=False)) for c in changes}
+              | {os.path.dirname(chase(root, d)) for d in created})
     return created
 
 

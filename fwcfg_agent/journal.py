@@ -188,7 +188,14 @@ class Journal:
         return ref
 
     def _note_made(self, made: Sequence[str]) -> None:
-        self._new_entries.update(os.path.dirname(chase(self.root, d)) for d in made)
+        """Directories made for a backup or the state: the ones inside the state directory are
+        synced with the backups and by the state's save; the state directory's own entry (and
+        its parents', when the run made them) are noted here."""
+        inside = self.dir.rstrip("/") + "/"
+        for d in made:
+            parent = os.path.dirname(chase(self.root, d))
+            if not (parent + "/").startswith(inside):
+                self._new_entries.add(parent)
 
     def _sync_new_entries(self) -> None:
         if self._new_entries:
