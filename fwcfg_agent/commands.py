@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from . import fast as snapshot
+from . import fast
 from .changes import Change, clean_temps, compute, execute, record_outputs
 from .config import AgentConfig, load, parse_config
 from .errors import NoDeviceError, PayloadError, StateError
@@ -121,14 +121,14 @@ def _save_snapshot(opts: Options, reader: Reader, outcome: str, source: str,
                    entries: list[dict[str, object]]) -> None:
     """Let the next boot replay this run. Only a run the unit would make through sysfs."""
     if not opts.as_unit or source == "raw":  # port reads are not recorded: no replay
-        snapshot.forget(opts.root)
+        fast.forget(opts.root)
         return
     notes = [("o", "", outcome.encode()), ("s", "", source.encode()),
              ("j", "", dumps(entries).encode())]
     try:
-        snapshot.save(opts.root, [*reader.record(), *notes])
+        fast.save(opts.root, [*reader.record(), *notes])
     except (OSError, ValueError) as e:
-        snapshot.forget(opts.root)
+        fast.forget(opts.root)
         opts.log.debug(f"no snapshot for the fast path: {e}")
 
 

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, Optional
 
-from . import fast as snapshot
+from . import fast
 from .changes import clean_temps, plan_undo, undo
 from .commands import Options
 from .errors import StateError
@@ -83,7 +83,7 @@ def cmd_rollback(opts: Options, run_id: Optional[str]) -> int:
             state = None
         run, _ = new_run()
         base = record(root, "rollback", "changed", run=run, undone=[r["run"] for r in to_undo])
-        snapshot.forget(root)  # the files no longer match the entries: the next apply is full
+        fast.forget(root)  # the files no longer match the entries: the next apply is full
         journal.clean_temps()
         clean_temps(root)
         files = undo(changes, dirs, root, journal, run, base,

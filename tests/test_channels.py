@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fwcfg_agent import fast as snap
+from fwcfg_agent import fast
 from fwcfg_agent.channels import any_agent_input
 
 from .agent import agent, snapshot
@@ -293,7 +293,7 @@ def _oem_guest(root: Path) -> Path:
 def test_a_later_boot_replays_every_channel(guest_root: Path) -> None:
     _oem_guest(guest_root)
     assert agent(guest_root, "apply").code == 0
-    items = {(k, rel) for k, rel, _ in snap.load(str(guest_root)) or []}
+    items = {(k, rel) for k, rel, _ in fast.load(str(guest_root)) or []}
     assert ("f", "sys/firmware/dmi/tables/DMI") in items
     assert ("d", "run/credentials/@system") in items
     assert ("f", "run/credentials/@system/fwcfg-agent.dns") in items
@@ -375,5 +375,5 @@ def test_the_record_of_a_run_without_a_device_proves_there_was_none(guest_root: 
     assert record[("e", "sys/firmware/qemu_fw_cfg")] == b"0"
     assert record[("d", "sys/bus/acpi/devices")] == b"LNXSYSTM:00"
     write_qemu_acpi_device(guest_root)
-    assert snap.replay(str(guest_root), reader.record(), {}, None) == \
+    assert fast.replay(str(guest_root), reader.record(), {}, None) == \
         "the directory /sys/bus/acpi/devices changed"

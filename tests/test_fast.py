@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent import fast, runinfo
-from fwcfg_agent import fast as snap
 
 from .agent import agent, snapshot
 from .conftest import REPO, make_guest_root
@@ -216,21 +215,21 @@ def test_any_change_takes_the_full_path(applied: Path, change: Callable[[Path], 
 def test_options_take_the_full_path_and_are_not_recorded(applied: Path) -> None:
     code, _err, loaded = run_agent("apply", "--root", str(applied), "--format", "hostname")
     assert code == 0 and "fwcfg_agent.model" in loaded
-    assert not (applied / snap.SNAPSHOT).exists()
+    assert not (applied / fast.SNAPSHOT).exists()
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and "fwcfg_agent.model" in loaded  # files differ
 
 
 def test_rollback_forgets_the_snapshot(applied: Path) -> None:
     assert agent(applied, "rollback").code == 0
-    assert not (applied / snap.SNAPSHOT).exists()
+    assert not (applied / fast.SNAPSHOT).exists()
     before = snapshot(applied, "etc")
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert "fwcfg_agent.model" in loaded and snapshot(applied, "etc") != before
 
 
 def test_torn_snapshot_is_ignored(applied: Path) -> None:
-    path = applied / snap.SNAPSHOT
+    path = applied / fast.SNAPSHOT
     path.write_bytes(path.read_bytes()[:-7])
     code, _err, loaded = run_agent("apply", "--root", str(applied))
     assert code == 0 and "fwcfg_agent.model" in loaded
@@ -238,12 +237,12 @@ def test_torn_snapshot_is_ignored(applied: Path) -> None:
 
 def test_serialize_round_trip() -> None:
     items = [("f", "etc/x y", b"a\nb\n"), ("d", "d", None), ("e", "z", b"1")]
-    assert snap.parse(snap.serialize(items)) == items
-    assert snap.parse(b"garbage") is None
-    assert snap.parse(snap.serialize(items)[:-3]) is None
+    assert fast.parse(fast.serialize(items)) == items
+    assert fast.parse(b"garbage") is None
+    assert fast.parse(fast.serialize(items)[:-3]) is None
     # a forged snapshot naming paths outside the root is no snapshot at all
-    assert snap.parse(snap.serialize([("f", "../../etc/shadow", b"x")])) is None
-    assert snap.parse(snap.serialize([("e", "etc/a\0b", b"1")])) is None  # no path has a NUL
+    assert fast.parse(fast.serialize([("f", "../../etc/shadow", b"x")])) is None
+    assert fast.parse(fast.serialize([("e", "etc/a\0b", b"1")])) is None  # no path has a NUL
 
 
 _RELS = st.lists(st.sampled_from(("etc", "a b", "..", ".", "x\udcff", "\u00e9", "", "\0")),
@@ -258,17 +257,17 @@ def test_a_snapshot_parses_back_or_not_at_all(items: list[tuple[str, str, Option
     """Any record round-trips unless it names a path outside the root; any damage (a cut, a
     changed byte) gives a record that serializes to those very bytes, or none: never an
     error, never a path outside the root."""
-    blob = snap.serialize(items)
+    blob = fast.serialize(items)
     outside = any(rel.startswith("/") or ".." in rel.split("/") or "\0" in rel
                   for _, rel, _ in items)
-    assert snap.parse(blob) == (None if outside else items)
+    assert fast.parse(blob) == (None if outside else items)
     cut = data.draw(st.integers(0, len(blob)))
     at = data.draw(st.integers(0, max(len(blob) - 1, 0)))
     for damaged in (blob[:cut], blob[:at] + bytes([blob[at] ^ 0x20]) + blob[at + 1:] if blob
                     else blob):
-        got = snap.parse(damaged)
+        got = fast.parse(damaged)
         if got is not None:
-            assert snap.serialize(got) == damaged
+            assert fast.serialize(got) == damaged
             assert not any(rel.startswith("/") or ".." in rel.split("/") for _, rel, _ in got)
 
 
@@ -507,7 +506,7 @@ sys.exit(code)
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    items = snap.parse((applied / snap.SNAPSHOT).read_bytes()) or []
+    items = fast.parse((applied / fast.SNAPSHOT).read_bytes()) or []
     recorded = {rel for _, rel, _ in items}
     bookkeeping = ("var/lib/fwcfg-agent/", "run/", "proc/sys/kernel/random/boot_id")
     nic_reads = ("sys/class/net", "sys/bus/pci/devices", "sys/bus/virtio/devices", "run/udev")

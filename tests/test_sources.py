@@ -152,7 +152,7 @@ def test_other_tools_entries_are_named_not_sized(tmp_path: Path) -> None:
     """by_key is listed whole (its names decide which entries are the agent's), but another
     tool's entry is not looked at further: a broken `size` there is not the agent's business,
     and its size is not in the run's record (nor compared at the next boot)."""
-    from fwcfg_agent import fast as snapshot
+    from fwcfg_agent import fast
 
     root = make_guest_root(tmp_path / "root", ENTRIES)
     key = next(d for d in (root / "sys/firmware/qemu_fw_cfg/by_key").iterdir()
@@ -160,7 +160,7 @@ def test_other_tools_entries_are_named_not_sized(tmp_path: Path) -> None:
     (key / "size").write_text("not a number\n")
     r = agent(root, "apply")
     assert r.code == 0, r.err
-    items = snapshot.load(str(root)) or []
+    items = fast.load(str(root)) or []
     sizes = [rel for _, rel, _ in items if rel.endswith("/size")]
     names = [rel for _, rel, _ in items if rel.endswith("/name")]
     assert len(sizes) == len(ENTRIES) and len(names) > len(ENTRIES), (sizes, names)
