@@ -571,3 +571,35 @@ def test_the_launcher_ends_a_run_at_once_unless_something_is_left(applied: Path)
     assert bad.returncode == 3 and bad.stderr.endswith("torn down\n"), bad.stderr
     bad = launch(applied, handler=False)
     assert bad.returncode == 3 and "300.1.1.1" in bad.stderr, bad.stderr
+
+
+COUNTING_LAUNCHER = """
+import atexit, gc, sys
+def collections():
+    return sum(s["collections"] for s in gc.get_stats())
+before = collections()
+atexit.register(lambda: sys.stderr.write(
+    f"collector on: {gc.isenabled()}, collections: {collections() - before}\\n"))
+from fwcfg_agent.fast import main
+sys.exit(main(exit_when_done=True))
+"""
+
+
+def test_the_launchers_run_is_not_stopped_by_the_garbage_collector(applied: Path) -> None:
+    """The launcher's process is one run: the cyclic collector is off for it (fast.owned_process)
+    and no collection happens, where a first boot's imports set it off dozens of times. A run
+    called in a process it does not own (cli.main, these tests) leaves the collector alone."""
+    _set_entry(applied)  # the full path, with jinja2: the run that allocates the most
+    # the atexit handler keeps the process from ending early: it exits the normal way and says
+    run = subprocess.run([sys.executable, "-c", COUNTING_LAUNCHER, "apply", "--root",
+                          str(applied)], env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "full run: the fw_cfg entries changed" in run.stderr
+    assert run.stderr.endswith("collector on: False, collections: 0\n"), run.stderr
+    import gc
+
+    assert gc.isenabled()
+    (_entry_dir(applied, "opt/GuestInfo") / "raw").write_bytes(SOMLO["opt/GuestInfo"])
+    assert agent(applied, "apply").code == 0  # in this process: a full run through cli.main
+    assert gc.isenabled()
