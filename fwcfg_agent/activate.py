@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from .formats import SPECS
 from .log import Log
@@ -71,10 +70,11 @@ def _without_udev_round_trip() -> None:
         shadow([UDEV_CONTROL])
 
 
-def netplan_generate(root: Path, log: Log) -> bool:
+def netplan_generate(root: str | os.PathLike[str], log: Log) -> bool:
     import subprocess  # only here: a boot that changed no netplan file does not load it
 
-    generator = _first_executable(SYSTEMD_GENERATORS) if root == Path("/") else None
+    root = os.fspath(root)
+    generator = _first_executable(SYSTEMD_GENERATORS) if root == "/" else None
     scratch = None
     if generator is not None:
         import tempfile
@@ -89,7 +89,7 @@ def netplan_generate(root: Path, log: Log) -> bool:
             log.warning("netplan files changed but the netplan command is missing: they take "
                         "effect at the next boot")
             return False
-        argv = found if root == Path("/") else [*found, "--root-dir", str(root)]
+        argv = found if root == "/" else [*found, "--root-dir", root]
         preexec = None
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=NETPLAN_TIMEOUT,
@@ -112,7 +112,7 @@ def netplan_generate(root: Path, log: Log) -> bool:
 ACTIVATIONS = {"netplan-generate": netplan_generate}
 
 
-def after_write(root: Path, changed_formats: Iterable[str], log: Log) -> None:
+def after_write(root: str | os.PathLike[str], changed_formats: Iterable[str], log: Log) -> None:
     """Each changed format's activation (formats.SPECS), once."""
     done = set()
     for name in changed_formats:

@@ -29,14 +29,13 @@ exit codes:
 
 def _parser() -> "argparse.ArgumentParser":
     import argparse
-    from pathlib import Path
 
     from .formats import Format
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--root", type=Path, default=Path("/"), metavar="DIR",
+    common.add_argument("--root", default="/", metavar="DIR",
                         help="work on the tree at DIR: /sys input, /etc output, state (default /)")
-    common.add_argument("--config", type=Path, metavar="FILE",
+    common.add_argument("--config", metavar="FILE",
                         help="agent.conf to use (default ROOT/etc/fwcfg-agent/agent.conf)")
     common.add_argument("--debug", action="store_true", help="log more; show tracebacks")
     reading = argparse.ArgumentParser(add_help=False)
@@ -88,7 +87,6 @@ def _unit_args(argv: "Sequence[str]") -> "Optional[Any]":
     root = fast.apply_root(argv)
     if root is None:
         return None
-    from pathlib import Path
 
     class Args:
         command = "apply"
@@ -99,7 +97,7 @@ def _unit_args(argv: "Sequence[str]") -> "Optional[Any]":
         dry_run = False
 
         def __init__(self, root: str) -> None:
-            self.root = Path(root)
+            self.root = root
 
     return Args(root)
 

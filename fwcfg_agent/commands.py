@@ -12,7 +12,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 from . import fast
@@ -37,7 +36,7 @@ TEMPLATES = "etc/fwcfg-agent/templates"
 
 class Options(NamedTuple):
     root: str  # absolute
-    config_file: Optional[Path]
+    config_file: Optional[str]
     source: Optional[str]
     formats: Optional[list[Format]]
     dry_run: bool
@@ -56,8 +55,8 @@ class Options(NamedTuple):
         data = reader.read(CONFIG)
         path = reader.path(CONFIG)
         if data is None and os.path.lexists(path):
-            load(Path(path))  # says why it cannot be read (ConfigError), or reads it after all
-        return parse_config(Path(path), data)
+            load(path)  # says why it cannot be read (ConfigError), or reads it after all
+        return parse_config(path, data)
 
 
 def _gather_facts(opts: Options, reader: Reader, config: AgentConfig,
@@ -83,7 +82,7 @@ def _plan(opts: Options, reader: Reader, config: AgentConfig, collected: Collect
         reader.read(f"{TEMPLATES}/{name}")
     for key, value in agent_facts().items():
         reader.fact("v", key, value)
-    planned = make_plan(collected, config, formats, facts, Path(reader.path(TEMPLATES)))
+    planned = make_plan(collected, config, formats, facts, reader.path(TEMPLATES))
     if Format.IFUPDOWN in formats:
         planned.result.warnings.extend(missing_ifupdown_tools(reader, planned.result.config))
     for notice in planned.result.notices:
@@ -195,7 +194,7 @@ def _write(opts: Options, reader: Reader, config: AgentConfig, journal: Journal,
     if root == "/" and files:
         from .activate import after_write
 
-        after_write(Path(root), (f["format"] for f in files), opts.log)
+        after_write(root, (f["format"] for f in files), opts.log)
     record_outputs(reader, root, planned.plan, changes)
     final = {**base, "outcome": "changed" if files else "unchanged", "files": files}
     if dirs:
@@ -356,7 +355,7 @@ def _settings_json(planned: Planned) -> dict[str, Any]:
     }
 
 
-def root_path(given: Path) -> str:
+def root_path(given: str) -> str:
     return os.path.realpath(given)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from pathlib import Path
+import os
 from typing import Optional
 
 from . import validate
@@ -54,9 +54,10 @@ def parse_formats(words: list[str], where: str) -> tuple[Format, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def load(path: Path, *, required: bool = False) -> AgentConfig:
+def load(path: str | os.PathLike[str], *, required: bool = False) -> AgentConfig:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
         if required:
             raise ConfigError(f"{path}: no such file") from None
@@ -66,7 +67,7 @@ def load(path: Path, *, required: bool = False) -> AgentConfig:
     return parse_config(path, data)
 
 
-def parse_config(path: Path, data: bytes | None) -> AgentConfig:
+def parse_config(path: str | os.PathLike[str], data: bytes | None) -> AgentConfig:
     """agent.conf's settings from its bytes (None: no file, the defaults). `path` names it in
     messages."""
     if data is None:

@@ -3,22 +3,22 @@ paths under the root with rootfs.chase()."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from .tuples import NamedTuple
 
 
 class Root(NamedTuple):
-    path: Path
+    path: str
 
     @property
     def is_host(self) -> bool:
         """True when the agent works on the running system, so it may touch the kernel."""
-        return self.path.resolve() == Path("/")
+        return os.path.realpath(self.path) == "/"
 
-    def __truediv__(self, rel: str) -> Path:
-        return self.path / rel.lstrip("/")
+    def __truediv__(self, rel: str) -> str:
+        return os.path.join(self.path, rel.lstrip("/"))
 
     @property
-    def fwcfg_sysfs(self) -> Path:
+    def fwcfg_sysfs(self) -> str:
         return self / "sys/firmware/qemu_fw_cfg"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from functools import partial
-from pathlib import Path
 from typing import Optional
 
 from . import detect, device
@@ -131,7 +130,7 @@ def collect(reader: Reader, config: AgentConfig, kind: str, log: Log) -> Collect
     offers = [_Offer(s.name, SMBIOS, s.where, s.number, None, s.payload) for s in oem]
     offers += [_Offer(c.name, CREDENTIAL, c.where, 0, None, partial(c.read, reader))
                for c in creds]
-    root = Root(Path(reader.root))
+    root = Root(reader.root)
     with ExitStack() as stack:
         try:
             opened = stack.enter_context(open_source(
@@ -174,7 +173,7 @@ def needs_final_names(formats: Sequence[Format]) -> bool:
 
 
 def make_plan(collected: Collected, config: AgentConfig, formats: Sequence[Format],
-              facts: Facts, template_dir: Path) -> Planned:
+              facts: Facts, template_dir: str) -> Planned:
     """Parse, validate, render. jinja2 renders (render/env.py): an override in `template_dir`
     first, then the packaged templates, precompiled at build time. It is loaded here, after
     validation: a bad payload never pays for it."""

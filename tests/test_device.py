@@ -53,7 +53,7 @@ def dt_node(root: Path, base: str, status: bytes | None = None) -> Path:
 def present(root: Path) -> bool:
     """device_present, checked against the sources package's wrapper (same definition)."""
     answer = device.device_present(str(root))
-    assert sources_device_present(Root(root)) == answer
+    assert sources_device_present(Root(str(root))) == answer
     return answer
 
 

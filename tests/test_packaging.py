@@ -329,12 +329,13 @@ def _check_launcher(installed: Path, checkout: Checkout) -> None:
 # template (render/cache.py) with a jinja2 this python3 has, so the agent uses those modules and
 # compiles nothing at boot; and the build's code digest (_codeid) is that of the shipped files.
 _CACHE_PROBE = """
+import os
 from fwcfg_agent import codeid
 from fwcfg_agent.render.cache import check
 from fwcfg_agent.render.env import packaged_template_dir
 d = packaged_template_dir()
 print(d)
-print(len(list(d.glob("*.j2"))))
+print(len([n for n in os.listdir(d) if n.endswith(".j2")]))
 print(check() or "-")
 print(codeid.read() is not None and codeid.read() == codeid.compute())
 """

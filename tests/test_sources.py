@@ -128,7 +128,7 @@ def test_loading_the_module_waits_for_the_tree(tmp_path: Path, monkeypatch: pyte
     script.chmod(0o755)
     monkeypatch.setattr(device, "MODPROBE", (str(script),))
     log = _Recorder()
-    _load_module_and_wait(Root(tmp_path), 30 if loads else 0, cast(Log, log))
+    _load_module_and_wait(Root(str(tmp_path)), 30 if loads else 0, cast(Log, log))
     assert (tmp_path / "calls").read_text() == "-q -a qemu_fw_cfg\n"
     assert tree.is_dir() is loads
     assert ("info: modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree" in log.lines) is not loads

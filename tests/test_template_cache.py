@@ -29,7 +29,7 @@ from tests.render_cases import CASES, Case
 from .agent import agent
 from .conftest import REPO, make_guest_root
 
-TEMPLATES = sorted(p.name for p in packaged_template_dir().glob("*.j2"))
+TEMPLATES = sorted(p.name for p in Path(packaged_template_dir()).glob("*.j2"))
 FULL = next(c for c in CASES if c.name == "full")
 
 

@@ -34,7 +34,7 @@ from .env import source_digest as _digest
 def precompile(dest: Optional[Path] = None, template_dir: Optional[Path] = None) -> list[str]:
     """Compile every template of `template_dir` (default: the packaged ones) into `dest`,
     replacing what was there. Returns the template names."""
-    src = template_dir or packaged_template_dir()
+    src = template_dir or Path(packaged_template_dir())
     out = dest or src / PRECOMPILED
     env = make_environment(jinja2.FileSystemLoader(str(src)))
     names = sorted(n for n in env.list_templates(extensions=["j2"])
@@ -61,7 +61,7 @@ def precompile(dest: Optional[Path] = None, template_dir: Optional[Path] = None)
 def check(directory: Optional[Path] = None) -> str:
     """Why this process would not use the precompiled templates in `directory` (default: the
     package's), or "" if it uses every packaged template from there."""
-    src = packaged_template_dir()
+    src = Path(packaged_template_dir())
     out = directory or src / PRECOMPILED
     digests, why = read_manifest(out)
     if digests is None:

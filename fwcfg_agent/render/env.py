@@ -16,8 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, MutableMapping
-from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import jinja2
 
@@ -25,17 +24,22 @@ from ..errors import ConfigError
 from ..runinfo import code_digest
 from .filters import FILTERS, SYNTAX, TESTS
 
+if TYPE_CHECKING:
+    # a path: a string on the agent's own path (pathlib is not loaded there), or a Path
+    StrPath = Union[str, os.PathLike[str]]
+
 PRECOMPILED = "__compiled__"  # in the packaged template directory
 MANIFEST = "MANIFEST"  # in the precompiled directory
 MAGIC = "fwcfg-agent precompiled templates 1"
 
 
-def packaged_template_dir() -> Path:
+def packaged_template_dir() -> str:
     """`fwcfg_agent/templates` when installed; the checkout's `templates/` when run from it."""
-    installed = Path(__file__).resolve().parent.parent / "templates"
-    if installed.is_dir():
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    installed = os.path.join(package, "templates")
+    if os.path.isdir(installed):
         return installed
-    return Path(__file__).resolve().parent.parent.parent / "templates"
+    return os.path.join(os.path.dirname(package), "templates")
 
 
 def make_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
@@ -94,16 +98,18 @@ def manifest_header() -> list[str]:
     return [MAGIC, f"jinja2 {jinja2_id()}", f"code {code_digest().hex()}"]
 
 
-def read_manifest(directory: Path) -> tuple[Optional[dict[str, str]], str]:
+def read_manifest(directory: StrPath) -> tuple[Optional[dict[str, str]], str]:
     """The source digest of each template precompiled in `directory`, if this process may use
     them; else None and why not."""
+    manifest = os.path.join(directory, MANIFEST)
     try:
-        lines = (directory / MANIFEST).read_text(encoding="utf-8").splitlines()
+        with open(manifest, encoding="utf-8") as f:
+            lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        return None, f"no precompiled templates ({directory / MANIFEST}: {e})"
+        return None, f"no precompiled templates ({manifest}: {e})"
     header = manifest_header()
     if lines[:1] != header[:1]:
-        return None, f"{directory / MANIFEST} is not a manifest of precompiled templates"
+        return None, f"{manifest} is not a manifest of precompiled templates"
     if lines[1:2] != header[1:2]:
         made_with = (lines[1:2] or ["?"])[0].split(" ")[:2]
         if made_with == header[1].split(" ")[:2]:
@@ -117,7 +123,7 @@ def read_manifest(directory: Path) -> tuple[Optional[dict[str, str]], str]:
     for line in lines[len(header):]:
         digest, sep, name = line.partition(" ")
         if not sep or not name:
-            return None, f"{directory / MANIFEST}: bad line {line!r}"
+            return None, f"{manifest}: bad line {line!r}"
         digests[name] = digest
     return digests, ""
 
@@ -126,8 +132,8 @@ class PackagedLoader(jinja2.BaseLoader):
     """The packaged templates: from their precompiled modules when those are valid (see the
     module's docstring), else compiled from source."""
 
-    def __init__(self, template_dir: Path, precompiled_dir: Optional[Path]) -> None:
-        self.source = jinja2.FileSystemLoader(str(template_dir))
+    def __init__(self, template_dir: StrPath, precompiled_dir: Optional[StrPath]) -> None:
+        self.source = jinja2.FileSystemLoader(os.fspath(template_dir))
         self.modules: Optional[jinja2.ModuleLoader] = None
         self.digests: dict[str, str] = {}
         self.unused_reason = "no precompiled templates asked for"
@@ -135,7 +141,7 @@ class PackagedLoader(jinja2.BaseLoader):
             digests, self.unused_reason = read_manifest(precompiled_dir)
             if digests is not None:
                 self.digests = digests
-                self.modules = jinja2.ModuleLoader(str(precompiled_dir))
+                self.modules = jinja2.ModuleLoader(os.fspath(precompiled_dir))
         self.precompiled: list[str] = []  # the templates loaded from precompiled modules
 
     def get_source(self, environment: jinja2.Environment,
@@ -166,18 +172,18 @@ class Templates:
     then the packaged templates, precompiled ones from `precompiled` (True: the package's
     `__compiled__`; a directory; False: compile everything from source)."""
 
-    def __init__(self, override_dir: Optional[Path] = None,
-                 precompiled: Union[bool, Path] = True) -> None:
+    def __init__(self, override_dir: Optional[StrPath] = None,
+                 precompiled: Union[bool, StrPath] = True) -> None:
         template_dir = packaged_template_dir()
-        precompiled_dir: Optional[Path] = None
-        if isinstance(precompiled, Path):
+        precompiled_dir: Optional[StrPath] = None
+        if not isinstance(precompiled, bool):
             precompiled_dir = precompiled
         elif precompiled:
-            precompiled_dir = template_dir / PRECOMPILED
+            precompiled_dir = os.path.join(template_dir, PRECOMPILED)
         self.packaged = PackagedLoader(template_dir, precompiled_dir)
         loaders: list[jinja2.BaseLoader] = [self.packaged]
-        if override_dir is not None and override_dir.is_dir():
-            loaders.insert(0, jinja2.FileSystemLoader(str(override_dir)))
+        if override_dir is not None and os.path.isdir(override_dir):
+            loaders.insert(0, jinja2.FileSystemLoader(os.fspath(override_dir)))
         self.env = make_environment(jinja2.ChoiceLoader(loaders))
 
     def render(self, name: str, **context: Any) -> str:

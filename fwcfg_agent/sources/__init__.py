@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ __all__ = ["Entry", "EntryInfo", "Source", "device_present", "open_source"]
 
 def device_present(root: Root) -> bool:
     """Is there a fw_cfg device at all (fwcfg_agent.device.device_present, for a Root)."""
-    return device.device_present(str(root.path))
+    return device.device_present(root.path)
 
 
 def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
@@ -44,7 +45,7 @@ def _load_module_and_wait(root: Root, timeout: float, log: Log) -> None:
         # blacklisted (module_blacklist=), missing, or refused: nothing will appear
         log.info("modprobe qemu_fw_cfg failed; no fw_cfg sysfs tree")
         return
-    while not tree.is_dir():
+    while not os.path.isdir(tree):
         left = deadline - time.monotonic()
         if left <= 0:
             return
@@ -59,13 +60,13 @@ def open_source(root: Root, kind: str, *, max_entry_size: int, device_wait: floa
                 log: Log) -> Iterator[Source]:
     """Yield a source; NoDeviceError when there is no fw_cfg device at all."""
     tree = root.fwcfg_sysfs
-    if kind in ("auto", "sysfs") and not tree.is_dir():
+    if kind in ("auto", "sysfs") and not os.path.isdir(tree):
         if not device_present(root):
             raise NoDeviceError("no fw_cfg device (no ACPI QEMU0002 or DT fw-cfg node)")
         if root.is_host:
             _load_module_and_wait(root, device_wait, log)
-    if kind in ("auto", "sysfs") and tree.is_dir():
-        source: Source = SysfsSource(Reader(str(root.path)))
+    if kind in ("auto", "sysfs") and os.path.isdir(tree):
+        source: Source = SysfsSource(Reader(root.path))
     elif kind == "sysfs":
         raise SourceError(f"{tree} does not exist (is the qemu_fw_cfg module available?)")
     else:
@@ -84,5 +85,7 @@ def _open_raw(root: Root, max_entry_size: int) -> Source:
     opener = getattr(raw, "open_raw_source", None)
     if opener is None:
         raise SourceError("the raw fw_cfg reader is not available in this build")
-    source: Source = opener(root.path, max_entry_size=max_entry_size)
+    from pathlib import Path  # the raw reader's modules work with Path (the sysfs path does not)
+
+    source: Source = opener(Path(root.path), max_entry_size=max_entry_size)
     return source
