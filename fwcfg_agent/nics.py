@@ -15,13 +15,16 @@ from .rootfs import chase, lexists, read_bytes
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import Optional
+    from typing import Any, Optional
 
 NET = "sys/class/net"
 NIC_WAIT = 5.0  # seconds; DEVICE_WAIT in agent.conf sets it for the full path
 PCI_ETHERNET_CLASS = "0x0200"  # PCI class 02 (network), subclass 00 (Ethernet)
 VIRTIO_NET_ID = "0x0001"
 ARPHRD_ETHER = b"1"
+POLL = 0.02  # seconds between looks at the tree where no link events can be had
+RESCAN = 0.1  # ... and where they can: a look at least this often (new driverless hardware)
+RTMGRP_LINK = 1  # rtnetlink's multicast group of link changes: a NIC registered, renamed
 
 
 class Nic:
@@ -135,6 +138,41 @@ def present(root: str) -> int:
 DRIVER_ROOT = "/"
 
 
+def link_events() -> "Optional[Any]":
+    """A socket that becomes readable when a network link appears or changes (rtnetlink's
+    link group), for waiting on the running system's NICs without polling; None where the
+    kernel or the sandbox refuses one (the waits then poll). `_socket`: the fast path does not
+    load the socket module."""
+    try:
+        import _socket
+
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, 0)
+    except (ImportError, AttributeError, OSError):
+        return None
+    try:
+        sock.bind((0, RTMGRP_LINK))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def pause(events: "Optional[Any]", seconds: float) -> None:
+    """Wait `seconds`, or less: until a link event arrives on `events` (link_events), whose
+    queue is then emptied; with no socket, sleep at most POLL."""
+    if events is None:
+        time.sleep(min(seconds, POLL))
+        return
+    try:
+        events.settimeout(max(seconds, 0.0))
+        events.recv(65536)  # the first event, or the time-out (an OSError)
+        events.setblocking(False)
+        while True:
+            events.recv(65536)  # ... and the rest, until BlockingIOError
+    except OSError:
+        pass
+
+
 class Waiter:
     """One run's dealings with the NICs: the drivers it asked for, the modprobes it started,
     how long it waited. Both paths use the same waiter, so a full run after the fast path
@@ -176,11 +214,16 @@ class Waiter:
         want = expected(self.root)
         start = time.monotonic()
         deadline = start + timeout
+        # on the running system, woken by the kernel when a NIC registers rather than polling:
+        # in a one-CPU guest each look at the tree took CPU from the driver being loaded
+        # (opened before the first look, so that no NIC can register unseen in between)
+        events = link_events() if self.root == DRIVER_ROOT else None
         try:
             while True:
                 missing = want - present(self.root)
-                if missing <= 0 or time.monotonic() >= deadline:
-                    waited = time.monotonic() - start
+                now = time.monotonic()
+                if missing <= 0 or now >= deadline:
+                    waited = now - start
                     if self.requested or waited >= 0.05:
                         self.notes.append(f"waited {waited:.2f} s for {want} NIC(s)" + (
                             f", loading drivers for {' '.join(sorted(self.requested))}"
@@ -188,8 +231,10 @@ class Waiter:
                     self.missing = max(missing, 0)
                     return self.missing
                 self.load_drivers()
-                time.sleep(0.02)
+                pause(events, min(deadline - now, RESCAN))
         finally:
+            if events is not None:
+                events.close()
             self._reap()
 
     def wait_for_udev_names(self, timeout: float = NIC_WAIT) -> None:
@@ -216,7 +261,7 @@ class Waiter:
                     break
             if not pending:
                 break
-            time.sleep(0.02)
+            time.sleep(POLL)
         waited = time.monotonic() - start
         if waited >= 0.05:
             self.notes.append(f"waited {waited:.2f} s for udev to name the NICs")

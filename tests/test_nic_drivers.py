@@ -7,6 +7,7 @@ driver (virtio_net) then registers the network device."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from fwcfg_agent import device, fast, nics
+
+from .conftest import REPO
 
 PCI_SLOT = "0000:00:03.0"
 PCI_ALIAS = "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00"
@@ -155,3 +158,33 @@ def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
     assert calls(root) == [f"-q -b -a {PCI_ALIAS}", f"-q -b -a {VIRTIO_ALIAS}"]
     assert done.waiter is not None and done.waiter.missing == 0
     assert "loading drivers for" in done.waiter.report
+
+
+LINK_PROBE = """
+import subprocess, time
+from fwcfg_agent import nics
+events = nics.link_events()
+assert events is not None, "no rtnetlink socket"
+start = time.monotonic()
+nics.pause(events, 0.3)  # nothing happens in this network namespace: the whole time
+idle = time.monotonic() - start
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # a link changes
+start = time.monotonic()
+nics.pause(events, 120)
+woken = time.monotonic() - start
+print(f"{idle:.3f} {woken:.3f}")
+"""
+
+
+def test_the_running_systems_nic_wait_is_woken_by_the_kernel(tmp_path: Path) -> None:
+    """On the running system the NIC wait sleeps on rtnetlink's link events, not polling the
+    tree (each look at it took CPU from the driver being loaded in a one-CPU guest): a pause
+    lasts its whole time when no link changes, and ends when one does. In a network namespace
+    of its own, where bringing `lo` up is the only link change."""
+    run = subprocess.run(["unshare", "--net", sys.executable, "-c", LINK_PROBE],
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                         capture_output=True, text=True, timeout=150)
+    assert run.returncode == 0, run.stderr
+    idle, woken = (float(x) for x in run.stdout.split())
+    assert idle >= 0.25
+    assert woken < 60  # woken by the event, long before the 120 s it was given
