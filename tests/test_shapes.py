@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent.errors import PayloadError
@@ -201,6 +201,7 @@ TEMPLATES = Templates()
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(["bond0", "br0", "ens3.10", "v10", "ens3"]), SHAPE_VALUES,
        st.sampled_from(["IPADDR=10.0.0.5/24", "BOOTPROTO=none", "BOOTPROTO=dhcp"]))
+@example("bond0", {"BONDING_OPTS": " miimon=100"}, "IPADDR=10.0.0.5/24")  # found by CI
 def test_untrusted_shape_keys_are_modelled_or_rejected_by_key(
         device: str, keys: dict[str, str], base: str) -> None:
     """Any mix of the shape keys, beside a bond and a bridge that exist: a model every format
@@ -225,10 +226,14 @@ def test_untrusted_shape_keys_are_modelled_or_rejected_by_key(
         except PayloadError as e:
             assert "cannot express" in e.reason, str(e)
             continue
+        # what the validators made of the bond options (a raw value may happen to be a part of
+        # it: ' miimon=100' of 'mode=balance-rr miimon=100')
+        canonical = [" ".join(f"{k}={v}" for k, v in i.bond_options) for i in config.interfaces]
         for f in plan.files:
             body = f.content.decode()
             for value in keys.values():
-                if any(c in value for c in "/ ") and len(value) > 3:
+                if (any(c in value for c in "/ ") and len(value) > 3
+                        and not any(value in c for c in canonical)):
                     assert value not in body.replace("# ", ""), (fmt, value)
 
 
