@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import jinja2
 
+from ..codeid import template_dir
 from ..errors import ConfigError
 from ..runinfo import code_digest
 from .filters import FILTERS, SYNTAX, TESTS
@@ -34,12 +35,9 @@ MAGIC = "fwcfg-agent precompiled templates 1"
 
 
 def packaged_template_dir() -> str:
-    """`fwcfg_agent/templates` when installed; the checkout's `templates/` when run from it."""
-    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    installed = os.path.join(package, "templates")
-    if os.path.isdir(installed):
-        return installed
-    return os.path.join(os.path.dirname(package), "templates")
+    """`fwcfg_agent/templates` when installed; the checkout's `templates/` when run from it
+    (codeid.template_dir, for the package this module is in)."""
+    return template_dir(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 def make_environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
