@@ -212,6 +212,8 @@ def guest_path(root: str, host_path: str) -> str:
 # O_NONBLOCK: opening a FIFO for reading would wait for a writer (a FIFO in place of
 # /etc/hosts hung the agent until the unit's timeout); it has no effect on a regular file.
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+PAGE = 4096  # a read's size where the file tells none (see _read_all)
+MAX_READ = 1 << 20
 
 
 def read_bytes(path: str) -> "Optional[bytes]":
@@ -227,16 +229,25 @@ def read_bytes(path: str) -> "Optional[bytes]":
 def _read_all(fd: int) -> "Optional[bytes]":
     """What is left to read from fd, which is closed; None when it cannot be read or is not a
     regular file (a FIFO or a device: one would block, another never end; sysfs and procfs
-    attributes are regular files)."""
+    attributes are regular files).
+
+    Each read asks for what the file says it holds and one byte more (the end shows at once),
+    a page where it says nothing (procfs says 0 bytes, sysfs a page), then twice as much, up
+    to MAX_READ: the kernel allocates a buffer of the size asked for before it reads some
+    files (procfs's sysctl files, such as the boot id, zeroed), and a megabyte asked of
+    /proc/sys/kernel/random/boot_id took 58 ms the first time in a TCG guest, 3.5 ms after."""
     try:
-        if os.fstat(fd).st_mode & S_IFMT != S_IFREG:
+        st = os.fstat(fd)
+        if st.st_mode & S_IFMT != S_IFREG:
             return None
+        size = min(st.st_size + 1 if st.st_size > 0 else PAGE, MAX_READ)
         chunks: list[bytes] = []
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, size)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
+            size = min(size * 2, MAX_READ)
     except OSError:  # a directory (EISDIR), an I/O error
         return None
     finally:

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fwcfg_agent.rootfs import (
+    MAX_READ,
+    PAGE,
     chase,
     evaluate,
     forget_paths,
@@ -207,3 +209,33 @@ def test_a_directory_noted_missing_is_seen_once_the_run_makes_it(tmp_path: Path)
     assert evaluate(str(root), "e", "var/lib/x/state") == b"1"
     assert evaluate(str(root), "f", "var/lib/x/state") == b"1\n"
     assert evaluate(str(root), "d", "var/lib/x") == b"state"
+
+
+def test_reads_ask_for_what_the_file_holds(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read asks for the file's size and one byte more, a page where the file gives no size
+    (procfs), then twice as much up to MAX_READ: never a megabyte of a small file. procfs's
+    sysctl files allocate (and zero) a kernel buffer of the size asked for: a megabyte asked of
+    the boot id took 58 ms in a TCG guest, and 3.5 ms for the read that finds the end."""
+    asked: list[int] = []
+    real_read = os.read
+
+    def spy(fd: int, n: int) -> bytes:
+        asked.append(n)
+        return real_read(fd, n)
+
+    monkeypatch.setattr(os, "read", spy)
+    small = tmp_path / "small"
+    small.write_bytes(b"0123456789")
+    assert read_bytes(str(small)) == b"0123456789"
+    assert asked == [11, 22]
+    asked.clear()
+    # a sysctl file as the boot id is (st_size 0); the boot id itself is the tests' to leave
+    assert read_bytes("/proc/sys/kernel/ostype") == b"Linux\n"
+    assert asked == [PAGE, 2 * PAGE]
+    asked.clear()
+    big = tmp_path / "big"
+    data = os.urandom(3 * MAX_READ + 5)
+    big.write_bytes(data)
+    assert read_bytes(str(big)) == data
+    assert max(asked) == MAX_READ
