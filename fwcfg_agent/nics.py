@@ -219,7 +219,7 @@ class Waiter:
         # socket (3-4 ms there) is opened once a NIC is found missing, and the tree looked at
         # once more before the first pause: no NIC can register unseen in between.
         events = None
-        listening = self.root != DRIVER_ROOT  # (elsewhere: no events to listen for)
+        to_open = self.root == DRIVER_ROOT  # (another root's kernel sends no events of its NICs)
         try:
             while True:
                 missing = want - present(self.root)
@@ -233,8 +233,8 @@ class Waiter:
                     self.missing = max(missing, 0)
                     return self.missing
                 self.load_drivers()
-                if not listening:
-                    listening = True
+                if to_open:
+                    to_open = False
                     events = link_events()
                     continue
                 pause(events, min(deadline - now, RESCAN))
