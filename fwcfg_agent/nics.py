@@ -79,43 +79,61 @@ def current_signature(root: str, rel: str) -> bytes:
     return signature(read(root), with_names=rel == "names")
 
 
-def _nic_hardware(root: str) -> "list[tuple[str, bool]]":
+def _nic_hardware(root: str, seen: "Optional[dict[str, Optional[bool]]]" = None
+                  ) -> "list[tuple[str, bool]]":
     """The Ethernet NIC hardware, whether or not a driver has bound yet: (sysfs device
     directory, whether it is a whole NIC) for every PCI Ethernet controller (virtio-net on PCI
     included) and every virtio-net device. A virtio-net device on PCI is the same NIC as its
-    PCI function, so only virtio-net devices on other transports (MMIO) count as NICs."""
+    PCI function, so only virtio-net devices on other transports (MMIO) count as NICs.
+
+    `seen` remembers, across the looks of one wait, what each device directory is (None: not
+    NIC hardware): a device's class and id do not change while it is there, so a later look
+    lists the buses and reads only the devices that are new to it."""
+    seen = {} if seen is None else seen
     found: list[tuple[str, bool]] = []
     pci = chase(root, "sys/bus/pci/devices")
     try:
         for dev in os.listdir(pci):
-            cls = read_bytes(os.path.join(pci, dev, "class"))
-            if cls is not None and cls.strip().decode(errors="replace").startswith(
-                    PCI_ETHERNET_CLASS):
-                found.append((os.path.join(pci, dev), True))
+            path = os.path.join(pci, dev)
+            if path not in seen:
+                cls = read_bytes(os.path.join(path, "class"))
+                if cls is None:
+                    continue  # (going away, or not readable: looked at again next time)
+                seen[path] = True if cls.strip().decode(errors="replace").startswith(
+                    PCI_ETHERNET_CLASS) else None
+            if seen[path]:
+                found.append((path, True))
     except OSError:
         pass
     virtio = chase(root, "sys/bus/virtio/devices")
     try:
         for dev in os.listdir(virtio):
             path = os.path.join(virtio, dev)
-            ident = read_bytes(os.path.join(path, "device"))
-            if ident is not None and ident.strip().decode(errors="replace") == VIRTIO_NET_ID:
-                found.append((path, "/pci" not in os.path.realpath(path)))
+            if path not in seen:
+                ident = read_bytes(os.path.join(path, "device"))
+                if ident is None:
+                    continue
+                seen[path] = ("/pci" not in os.path.realpath(path)) if ident.strip().decode(
+                    errors="replace") == VIRTIO_NET_ID else None
+            whole = seen[path]
+            if whole is not None:
+                found.append((path, whole))
     except OSError:
         pass
     return found
 
 
-def expected(root: str) -> int:
+def expected(root: str, seen: "Optional[dict[str, Optional[bool]]]" = None) -> int:
     """How many Ethernet NICs the hardware has, whether or not their driver has bound yet."""
-    return sum(1 for _, whole in _nic_hardware(root) if whole)
+    return sum(1 for _, whole in _nic_hardware(root, seen) if whole)
 
 
-def driverless_aliases(root: str) -> "list[str]":
+def driverless_aliases(root: str, seen: "Optional[dict[str, Optional[bool]]]" = None
+                       ) -> "list[str]":
     """The modaliases of NIC hardware no driver has bound yet (a virtio-pci function's driver
     is the transport; its virtio-net device shows up, driverless, once that has bound)."""
     aliases = []
-    for path, _ in _nic_hardware(root):
+    for path, _ in _nic_hardware(root, seen):
         if lexists(os.path.join(path, "driver")):
             continue
         alias = (read_bytes(os.path.join(path, "modalias")) or b"").strip()
@@ -184,6 +202,7 @@ class Waiter:
         self.children: list[int] = []
         self.missing: Optional[int] = None  # NICs still missing after waiting; None: no wait
         self.notes: list[str] = []
+        self.seen: dict[str, Optional[bool]] = {}  # the hardware's devices (_nic_hardware)
 
     @property
     def report(self) -> str:
@@ -194,7 +213,7 @@ class Waiter:
         yet and that this run has not asked for already. Only on the running system."""
         if self.root != DRIVER_ROOT:
             return
-        new = [a for a in driverless_aliases(self.root) if a not in self.requested]
+        new = [a for a in driverless_aliases(self.root, self.seen) if a not in self.requested]
         if new:
             self.requested.update(new)
             pid = device.modprobe(new, wait=False, by_alias=True)
@@ -211,7 +230,7 @@ class Waiter:
         drivers. Returns how many NICs are still missing (0 when all are there)."""
         if self.missing is not None:
             return self.missing
-        want = expected(self.root)
+        want = expected(self.root, self.seen)
         start = time.monotonic()
         deadline = start + timeout
         # on the running system, woken by the kernel when a NIC registers rather than polling:

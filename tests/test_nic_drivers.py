@@ -160,6 +160,80 @@ def test_unchanged_boot_before_the_nic_driver_loads_it_and_stays_fast(
     assert "loading drivers for" in done.waiter.report
 
 
+def test_a_first_run_asks_for_the_drivers_before_the_full_path_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No snapshot yet: the fast path hands over to the full path, which always waits for the
+    NICs. The drivers are asked for before that hand-over, so they load while the full path
+    imports and plans (a first boot's jinja2 import is most of a second in a guest), and the
+    full path's wait uses the same waiter instead of starting anew."""
+    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
+
+    root = tmp_path / "guest"
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(root, netdev=False)),))
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(root))
+    write_qemu_acpi_device(root)
+    write_fwcfg_tree(root, {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"})
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    done = fast.run(["apply", "--root", str(root)])
+    assert done.code is None and "first run" in done.why
+    assert done.waiter is not None and done.waiter.requested == {PCI_ALIAS}
+    for pid in done.waiter.children:
+        os.waitpid(pid, 0)
+    assert calls(root) == [f"-q -b -a {PCI_ALIAS}"]
+
+
+def test_a_boot_without_entries_for_the_agent_loads_no_driver(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a run that will wait for the NICs asks for their drivers: a later boot of a guest
+    whose fw_cfg has no entry for the agent (its snapshot has no NIC in it) leaves them to
+    udev."""
+    from fwcfg_agent.cli import main
+    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
+
+    root = tmp_path / "guest"
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(root)),))
+    write_qemu_acpi_device(root)
+    write_fwcfg_tree(root, {"opt/io.systemd.credentials/ssh.authorized_keys.root": b"x"})
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    assert main(["apply", "--root", str(root)]) == 0  # (not the driver root: loads nothing)
+    items = fast.load(str(root))
+    assert items and not [i for i in items if i[0] == "n"]
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(root))
+    done = fast.run(["apply", "--root", str(root)])
+    assert done.code == 0, done.why
+    assert calls(root) == []
+
+
+def test_a_wait_reads_each_devices_identity_once(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait looks at the hardware again and again (new driverless devices), but a device's
+    PCI class or virtio id does not change while it is there: each is read once per wait, and
+    later looks list the buses and check only whether a driver has bound. (In a one-CPU guest
+    every look took CPU from the driver being loaded.)"""
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(tmp_path, netdev=False)),))
+    monkeypatch.setattr(nics, "DRIVER_ROOT", str(tmp_path))
+    reads: list[str] = []
+    from fwcfg_agent.rootfs import lexists, read_bytes
+
+
+    def counted(path: str) -> bytes | None:
+        reads.append(os.path.basename(path))
+        return read_bytes(path)
+
+    def driver_checked(path: str) -> bool:
+        reads.append(os.path.basename(path))
+        return lexists(path)
+
+    monkeypatch.setattr(nics, "read_bytes", counted)
+    monkeypatch.setattr(nics, "lexists", driver_checked)
+    waiter = nics.Waiter(str(tmp_path))
+    assert waiter.wait_for_nics(0.5) == 1  # no NIC driver: waits its whole time, looking
+    assert reads.count("class") == 1
+    assert reads.count("device") == 1  # virtio0's id
+    assert reads.count("driver") >= 6  # several looks, each checking every device's driver
+    assert len(waiter.seen) == 2
+
+
 LINK_PROBE = """
 import subprocess, time
 from fwcfg_agent import nics
