@@ -21,7 +21,6 @@ import sys
 
 from . import __version__
 from .device import device_present
-from .log import MSG_NOTHING, MSG_UNCHANGED, Log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,12 +223,15 @@ def run(argv: "Sequence[str]") -> "Result":
         from .channels import any_agent_input
 
         if not any_agent_input(root):
+            from .log import MSG_NOTHING, Log
+
             log = Log()
             log.info(NO_DEVICE_MESSAGE, MSG_NOTHING)
             log.close()
             return Result(0, "", None)
     # Only now the modules of the replay: a boot without a device (bare metal, another
-    # hypervisor) does not pay for them.
+    # hypervisor) does not pay for them; the log's and the journal's once the drivers are
+    # asked for.
     from .nics import Waiter
     from .rootfs import forget_paths
 
@@ -244,6 +246,7 @@ def run(argv: "Sequence[str]") -> "Result":
         waiter.load_drivers()
     if not items:
         return Result(None, "this is the first run (no record of an earlier one)", waiter)
+    from .log import MSG_NOTHING, MSG_UNCHANGED, Log
     from .runinfo import RawJSON, RunLock, append, record
 
     try:
