@@ -43,7 +43,7 @@ chain-measure:
 	  $$newest/bin/python -m pytest -q -s -m guest tests/guest/test_critical_chain.py
 
 # The cloud-init comparison with five later boots of the agent and five of the bare interpreter
-# in its place, in turn, one guest at a time (about 20 minutes here): the README's later-boot
+# in its place, in turn, one guest at a time (15-17 minutes here): the README's later-boot
 # figures. Run it on an otherwise idle machine.
 compare-measure:
 	newest=$$(tools/bootstrap | tail -n1)
