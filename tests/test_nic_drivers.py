@@ -125,18 +125,29 @@ def test_without_modprobe_the_wait_still_ends(tmp_path: Path,
     assert not os.path.exists(tmp_path / "modprobe.log")
 
 
+PAYLOAD = {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"}
+
+
+def guest_with_entries(root: Path, entries: dict[str, bytes], monkeypatch: pytest.MonkeyPatch,
+                       *, netdev: bool = True) -> None:
+    """A guest (see `guest`; the agent is given its modprobe) with a fw_cfg device holding
+    ENTRIES, and an /etc as an image has it."""
+    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
+
+    monkeypatch.setattr(device, "MODPROBE", (str(guest(root, netdev=netdev)),))
+    write_qemu_acpi_device(root)
+    write_fwcfg_tree(root, entries)
+    write_os_release(root, ID="debian", VERSION_ID="12")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n")
+
+
 def configured_then_rebooted(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A guest configured by a first boot (which loaded the drivers, with a full run), then
     rebooted: no driver bound, no network device."""
     from fwcfg_agent.cli import main
-    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
 
-    monkeypatch.setattr(device, "MODPROBE", (str(guest(root)),))
+    guest_with_entries(root, PAYLOAD, monkeypatch)
     monkeypatch.setattr(nics, "DRIVER_ROOT", str(root))
-    write_qemu_acpi_device(root)
-    write_fwcfg_tree(root, {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"})
-    write_os_release(root, ID="debian", VERSION_ID="12")
-    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n")
     assert main(["apply", "--root", str(root)]) == 0  # first boot: loads them, full run
     assert (root / "etc/systemd/network/10-fwcfg-enx525400aabbcc.network").exists()
     assert len(calls(root)) == 2
@@ -210,14 +221,9 @@ def test_a_first_run_asks_for_the_drivers_before_the_full_path_starts(
     NICs. The drivers are asked for before that hand-over, so they load while the full path
     imports and plans (a first boot's jinja2 import is most of a second in a guest), and the
     full path's wait uses the same waiter instead of starting anew."""
-    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
-
     root = tmp_path / "guest"
-    monkeypatch.setattr(device, "MODPROBE", (str(guest(root, netdev=False)),))
+    guest_with_entries(root, PAYLOAD, monkeypatch, netdev=False)
     monkeypatch.setattr(nics, "DRIVER_ROOT", str(root))
-    write_qemu_acpi_device(root)
-    write_fwcfg_tree(root, {"opt/GuestInfo": b"HOSTNAME=nic1\nIPADDR=192.0.2.9/24\n"})
-    write_os_release(root, ID="debian", VERSION_ID="12")
     done = fast.run(["apply", "--root", str(root)])
     assert done.code is None and "first run" in done.why
     assert done.waiter is not None and done.waiter.requested == {PCI_ALIAS}
@@ -232,13 +238,10 @@ def test_a_boot_without_entries_for_the_agent_loads_no_driver(
     whose fw_cfg has no entry for the agent (its snapshot has no NIC in it) leaves them to
     udev."""
     from fwcfg_agent.cli import main
-    from tests.fakeroot import write_fwcfg_tree, write_os_release, write_qemu_acpi_device
 
     root = tmp_path / "guest"
-    monkeypatch.setattr(device, "MODPROBE", (str(guest(root)),))
-    write_qemu_acpi_device(root)
-    write_fwcfg_tree(root, {"opt/io.systemd.credentials/ssh.authorized_keys.root": b"x"})
-    write_os_release(root, ID="debian", VERSION_ID="12")
+    guest_with_entries(root, {"opt/io.systemd.credentials/ssh.authorized_keys.root": b"x"},
+                       monkeypatch)
     assert main(["apply", "--root", str(root)]) == 0  # (not the driver root: loads nothing)
     items = fast.load(str(root))
     assert items and not [i for i in items if i[0] == "n"]
@@ -254,11 +257,11 @@ def test_a_wait_reads_each_devices_identity_once(tmp_path: Path,
     PCI class or virtio id does not change while it is there: each is read once per wait, and
     later looks list the buses and check only whether a driver has bound. (In a one-CPU guest
     every look took CPU from the driver being loaded.)"""
+    from fwcfg_agent.rootfs import lexists, read_bytes
+
     monkeypatch.setattr(device, "MODPROBE", (str(guest(tmp_path, netdev=False)),))
     monkeypatch.setattr(nics, "DRIVER_ROOT", str(tmp_path))
     reads: list[str] = []
-    from fwcfg_agent.rootfs import lexists, read_bytes
-
 
     def counted(path: str) -> bytes | None:
         reads.append(os.path.basename(path))

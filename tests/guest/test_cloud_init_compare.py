@@ -33,6 +33,7 @@ comparison is conservative.
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -73,7 +74,6 @@ SEED_FILES: Files = (
 VARIANT = "ifupdown"
 CLOUD_UNITS = ("cloud-init-local.service", "cloud-init.service")
 FLOOR_UNIT = "fwcfg-floor.service"  # the bare interpreter in the agent's place (see the top)
-FLOOR_OFF = "cloud-init=disabled fwcfg-agent=off"
 PROPS = (
     "Id,ActiveState,Result,ExecMainStartTimestampMonotonic,ExecMainExitTimestampMonotonic,"
     "CPUUsageNSec"
@@ -90,6 +90,12 @@ PRE = (
     " echo $(( (e - s) / 1000000 )); done > python-floor-ms.txt 2>&1\n"
     "true\n"
 )
+
+
+def later_boot(kind: str, pair: int) -> str:
+    """The name of the later boot of KIND (agent, floor) in pair PAIR: "agent-later",
+    "agent-later-2", ..."""
+    return f"{kind}-later" if pair == 1 else f"{kind}-later-{pair}"
 
 
 def later_pairs(spec: str | None = None) -> int:
@@ -143,30 +149,33 @@ class Boots:
             return first
         return self._boot("cloud-init-later", self.ci_disk, [], "fwcfg-agent=off")
 
-    def agent(self, later: bool = False) -> BootResult:
+    def agent(self, later: bool = False, pair: int = 1) -> BootResult:
+        """The agent's first boot, or (later) the later boot of pair PAIR."""
         entries = [FwCfg("opt/GuestInfo", string=SOMLO)]
         first = self._boot("agent-first", self.agent_disk, entries, "cloud-init=disabled")
         if not later:
             return first
-        return self._boot("agent-later", self.agent_disk, entries, "cloud-init=disabled")
+        return self._boot(later_boot("agent", pair), self.agent_disk, entries,
+                          "cloud-init=disabled")
 
-    def floor(self, later: bool = False) -> BootResult:
+    def floor(self, later: bool = False, pair: int = 1) -> BootResult:
+        """The floor's first boot, or (later) the later boot of pair PAIR."""
         entries = [FwCfg("opt/GuestInfo", string=SOMLO)]
-        first = self._boot("floor-first", self.floor_disk, entries, FLOOR_OFF)
+        off = "cloud-init=disabled fwcfg-agent=off"
+        first = self._boot("floor-first", self.floor_disk, entries, off)
         if not later:
             return first
-        return self._boot("floor-later", self.floor_disk, entries, FLOOR_OFF)
+        return self._boot(later_boot("floor", pair), self.floor_disk, entries, off)
 
     def more_later_pairs(self, pairs: int) -> list[BootResult]:
-        """Later boots 2..PAIRS of the agent's disk and the floor's, in turn."""
-        entries = [FwCfg("opt/GuestInfo", string=SOMLO)]
+        """Later boots 2..PAIRS of the agent's disk and the floor's, in turn (after the first
+        pair)."""
         self.agent(later=True)
         self.floor(later=True)
         out = []
         for i in range(2, pairs + 1):
-            out.append(self._boot(f"agent-later-{i}", self.agent_disk, entries,
-                                  "cloud-init=disabled"))
-            out.append(self._boot(f"floor-later-{i}", self.floor_disk, entries, FLOOR_OFF))
+            out.append(self.agent(later=True, pair=i))
+            out.append(self.floor(later=True, pair=i))
         return out
 
 
@@ -247,9 +256,9 @@ def _figures(b: Boots) -> dict[str, Any]:
     doc["agent_over_floor_first"] = measure.ratio(span("agent-first", checks.AGENT), floor_s)
     # later boots: every pair so far (FWCFG_COMPARE_LATER), medians
     agents, floors = [], []
-    for i in range(1, len(doc["boots"]) + 1):
-        suffix = "" if i == 1 else f"-{i}"
-        a, f = span(f"agent-later{suffix}", checks.AGENT), span(f"floor-later{suffix}", FLOOR_UNIT)
+    for pair in itertools.count(1):
+        a = span(later_boot("agent", pair), checks.AGENT)
+        f = span(later_boot("floor", pair), FLOOR_UNIT)
         if a is None or f is None:
             break
         agents.append(a)
