@@ -124,6 +124,9 @@ def test_ordering_for_early_boot() -> None:
         assert unit in values["After"], unit
     assert "modprobe@qemu_fw_cfg.service" in values["Wants"]
     assert "modprobe@qemu_fw_cfg.service" in values["After"]
+    # virtio-net's driver loads from the start of boot, and the agent does not wait for it
+    assert "modprobe@virtio_net.service" in values["Wants"]
+    assert "modprobe@virtio_net.service" not in values["After"]
     # alongside udev's coldplug, not after it: the agent loads the NIC drivers itself
     assert "systemd-udev-trigger.service" not in values["After"]
     assert "systemd-udev-settle.service" not in values["After"] + values.get("Wants", [])

@@ -63,6 +63,17 @@ def ran_before(r: BootResult, manager: str) -> None:
     assert agent_active <= started, f"{manager} started before the agent finished: {times}"
 
 
+def nic_driver_loaded_early(r: BootResult) -> None:
+    """The unit's modprobe@virtio_net.service ran, and started before the agent did: the NIC's
+    driver loads from the start of boot, not when the agent (or udev's coldplug) gets to it."""
+    unit = r.unit("modprobe@virtio_net.service")
+    assert unit.get("Result") == "success", f"modprobe@virtio_net: {unit}\n{r.describe()}"
+    started = r.monotonic("modprobe@virtio_net.service", "ExecMainStartTimestampMonotonic")
+    agent = r.monotonic(AGENT, "ExecMainStartTimestampMonotonic")
+    assert 0 < started < agent, f"modprobe@virtio_net started at {started} us, the agent at " \
+        f"{agent} us\n{r.describe()}"
+
+
 def journal_with(r: BootResult, message_id: str) -> list[dict[str, Any]]:
     return [e for e in r.agent_journal() if e.get("MESSAGE_ID") == message_id]
 

@@ -130,6 +130,7 @@ def test_agent_events_in_the_guest_journal(seq: Boots) -> None:
 def test_second_boot_changes_nothing(seq: Boots) -> None:
     first, second = seq.first(), seq.second()
     checks.agent_succeeded(second)
+    checks.nic_driver_loaded_early(second)
     assert checks.journal_with(second, checks.MSG_UNCHANGED), second.text("agent-journal.txt")
     assert not checks.journal_with(second, checks.MSG_FILE), second.text("agent-journal.txt")
     runs = checks.apply_runs_this_boot(second)

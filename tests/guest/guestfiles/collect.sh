@@ -46,7 +46,7 @@ props=$props,ExecMainExitTimestampMonotonic,ActiveEnterTimestampMonotonic
 props=$props,InactiveExitTimestampMonotonic,TimeoutStartUSec,LoadState,UnitFileState
 for unit in fwcfg-agent.service network-pre.target network.target systemd-networkd.service \
   networking.service NetworkManager.service multi-user.target sysinit.target basic.target \
-  systemd-udev-trigger.service systemd-hostnamed.service; do
+  systemd-udev-trigger.service systemd-hostnamed.service modprobe@virtio_net.service; do
   run "show-$unit.txt" systemctl show -p "$props" "$unit"
 done
 run analyze-time.txt systemd-analyze time
