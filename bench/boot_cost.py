@@ -21,10 +21,9 @@ Cases, on a root with a realistic payload (hostname, two NICs, IPv4 and IPv6, DN
 
 Two more references, once a round: `before-jinja2` (the interpreter importing the modules that
 jinja2 loads and the full path loads anyway) and `jinja2` (the same, then jinja2). Their
-difference is
-jinja2's import, which a first boot pays on purpose since issue 13 (one rendering engine); the
-first boot's ratio with it taken out is printed too, to compare with the 4.51x of the first
-boot before issue 12's work, when no jinja2 was loaded.
+difference is jinja2's import, which a first boot pays on purpose since issue 13 (one rendering
+engine); the first boot's ratio with it taken out is printed too, to compare with the 4.51x of
+the first boot before issue 12's work, when no jinja2 was loaded.
 """
 
 from __future__ import annotations
