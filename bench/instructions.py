@@ -34,7 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.boot_cost import install, jinja2_references, make_cases  # noqa: E402
+from bench.boot_cost import install, jinja2_references, make_cases, without_jinja2  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -132,7 +132,7 @@ def main() -> int:
     if "jinja2" in rows and "first-boot" in rows:
         jinja2 = rows["jinja2"]["instructions"] - rows["before-jinja2"]["instructions"]
         doc["jinja2_import"] = jinja2
-        doc["first_boot_without_jinja2"] = (rows["first-boot"]["instructions"] - jinja2) / base_ir
+        doc["first_boot_without_jinja2"] = without_jinja2(rows, "instructions")
         print(f"  jinja2's import (jinja2 less before-jinja2): {jinja2:,d}; the first boot "
               f"without it: {doc['first_boot_without_jinja2']:.2f}x")
     if args.json:

@@ -111,26 +111,15 @@ def test_native_protocol_framing() -> None:
 def test_a_whole_run_speaks_journald_protocol(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Under systemd the events go to journald's socket as native-protocol datagrams, without
-    systemd-python, and the run waits until they are read."""
-    from fwcfg_agent import log as fwlog
+    systemd-python."""
     from fwcfg_agent.cli import main
 
-    path = str(tmp_path / "journal.socket")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    server.setblocking(False)
-    monkeypatch.setattr(fwlog, "SOCKET", path)
-    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    server = _fake_journald(tmp_path, monkeypatch)
     root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(["apply", "--root", str(root)]) == 0
-    got = []
-    while True:
-        try:
-            got.append(_parse_native(server.recv(65536)))
-        except BlockingIOError:
-            break
+    got = [_parse_native(d) for d in _drain_socket(server)]
     server.close()
     assert err.getvalue() == ""
     assert all(f["SYSLOG_IDENTIFIER"] == b"fwcfg-agent" for f in got)
@@ -168,13 +157,35 @@ def test_a_first_boot_under_systemd_loads_no_heavy_modules(tmp_path: Path) -> No
             capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "", proc.stdout
-        server.setblocking(False)
         assert b"MESSAGE=applied 3 change(s)" in b"".join(_drain_socket(server))
     finally:
         server.close()
 
 
+UNIT_CGROUP = "0::/system.slice/fwcfg-agent.service\n"
+
+
+def _fake_journald(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   cgroup: str | None = None) -> socket.socket:
+    """A datagram socket in journald's place, for the log to send to (read with
+    _drain_socket), as under systemd (INVOCATION_ID set); with `cgroup`, what the log reads as
+    its /proc/self/cgroup (the unit it names)."""
+    from fwcfg_agent import log as fwlog
+
+    path = str(tmp_path / "journal.socket")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    monkeypatch.setattr(fwlog, "SOCKET", path)
+    if cgroup is not None:
+        (tmp_path / "cgroup").write_text(cgroup)
+        monkeypatch.setattr(fwlog, "CGROUP", str(tmp_path / "cgroup"))
+    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    return server
+
+
 def _drain_socket(server: Any) -> list[bytes]:
+    """What was sent to the server so far (it is made non-blocking)."""
+    server.setblocking(False)
     got = []
     while True:
         try:
@@ -210,17 +221,8 @@ def test_every_message_names_its_unit_for_journalctl_u(tmp_path: Path,
     a guest: `journalctl -u fwcfg-agent` then showed no "nothing changed". Each message carries
     OBJECT_SYSTEMD_UNIT, which `journalctl -u` matches for messages from root."""
     from fwcfg_agent import fast
-    from fwcfg_agent import log as fwlog
 
-    path = str(tmp_path / "journal.socket")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    server.setblocking(False)
-    cgroup = tmp_path / "cgroup"
-    cgroup.write_text("0::/system.slice/fwcfg-agent.service\n")
-    monkeypatch.setattr(fwlog, "SOCKET", path)
-    monkeypatch.setattr(fwlog, "CGROUP", str(cgroup))
-    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    server = _fake_journald(tmp_path, monkeypatch, cgroup=UNIT_CGROUP)
     root = make_guest_root(tmp_path / "r", {"opt/GuestInfo": b"HOSTNAME=j1\nIPADDR=10.0.0.5\n"})
     from fwcfg_agent.cli import main
 
@@ -238,16 +240,7 @@ def test_the_last_message_reaches_journald_after_the_run_has_ended(
     up to half a second of a later boot): a datagram waits in the receiver's queue after the
     sender has closed its socket, so journald reads it whenever it gets to it, still naming
     the unit. Here the receiver reads nothing until the sender is gone."""
-    from fwcfg_agent import log as fwlog
-
-    path = str(tmp_path / "journal.socket")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    server.bind(path)
-    cgroup = tmp_path / "cgroup"
-    cgroup.write_text("0::/system.slice/fwcfg-agent.service\n")
-    monkeypatch.setattr(fwlog, "SOCKET", path)
-    monkeypatch.setattr(fwlog, "CGROUP", str(cgroup))
-    monkeypatch.setenv("INVOCATION_ID", "0" * 32)
+    server = _fake_journald(tmp_path, monkeypatch, cgroup=UNIT_CGROUP)
 
     def no_sleep(seconds: float) -> None:
         raise AssertionError(f"the log slept {seconds} s")
@@ -257,7 +250,6 @@ def test_the_last_message_reaches_journald_after_the_run_has_ended(
     assert log.to_journal
     log.info("nothing changed", logmod.MSG_UNCHANGED)
     log.close()  # no wait for the reader
-    server.setblocking(False)
     got = [_parse_native(d) for d in _drain_socket(server)]
     server.close()
     assert [f["MESSAGE"] for f in got] == [b"nothing changed"]
